@@ -1,0 +1,64 @@
+"""The FastAPI application: lifespan resources, middleware, error handlers, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from service.api import comments, health, score
+from service.api.errors import install_error_handlers
+from service.api.limits import BodySizeLimit
+from service.api.state import AppState
+from service.api.waiters import DecisionWaiters
+from service.db import make_engine, make_session_factory
+from service.logs import configure_logging
+from service.queue import NOOP_DECIDE, SCORE_COMMENT, make_celery, redis_url
+from service.scoring import load_scorer
+from service.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        engine = make_engine(settings.resolved_database_url)
+        client = aioredis.from_url(redis_url(settings), socket_connect_timeout=2)
+        waiters = DecisionWaiters(client)
+        await waiters.start()
+        app.state.moderation = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            celery=make_celery(settings),
+            redis=client,
+            waiters=waiters,
+            scorer=load_scorer(settings.model_dir),
+            score_task=NOOP_DECIDE if settings.pipeline_task == "noop" else SCORE_COMMENT,
+        )
+        try:
+            yield
+        finally:
+            await waiters.stop()
+            await client.aclose()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Comment moderation service",
+        version="1",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(comments.router)
+    app.include_router(score.router)
+    return app

@@ -1,0 +1,28 @@
+"""What one API process holds for its lifetime: settings, database, queue, waiters, model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from celery import Celery
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.api.waiters import DecisionWaiters
+from service.scoring import ModelScorer
+from service.settings import Settings
+
+__all__ = ["AppState"]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    celery: Celery
+    redis: aioredis.Redis
+    waiters: DecisionWaiters
+    scorer: ModelScorer
+    score_task: str

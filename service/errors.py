@@ -1,0 +1,81 @@
+"""Domain errors; one API handler renders them as `{"error", "detail", "field"}`.
+
+ModerationError
+├── NotFound            (404) CommentNotFound, SiteNotFound
+├── Conflict            (409) IdempotencyConflict
+├── AuthError           (401) missing, unknown or revoked key
+├── Forbidden           (403) the key's role may not do this
+├── InvalidInput        (400/413/422) bad input that pydantic did not catch
+└── Unavailable         (503) a dependency is down; retry later
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "CommentNotFound",
+    "Conflict",
+    "Forbidden",
+    "IdempotencyConflict",
+    "InvalidInput",
+    "ModerationError",
+    "NotFound",
+    "SiteNotFound",
+    "Unavailable",
+]
+
+
+class ModerationError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class NotFound(ModerationError):
+    status_code = 404
+    code = "not_found"
+
+
+class CommentNotFound(NotFound):
+    code = "comment_not_found"
+
+
+class SiteNotFound(NotFound):
+    code = "site_not_found"
+
+
+class Conflict(ModerationError):
+    status_code = 409
+    code = "conflict"
+
+
+class IdempotencyConflict(Conflict):
+    code = "external_id_conflict"
+
+
+class AuthError(ModerationError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ModerationError):
+    status_code = 403
+    code = "forbidden"
+
+
+class InvalidInput(ModerationError):
+    status_code = 422
+    code = "invalid"
+
+
+class Unavailable(ModerationError):
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

