@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,8 @@ from tests.integration.texts import CIVIL, TOXIC
 pytestmark = pytest.mark.integration
 
 FAST_SWEEP = {
+    # One comment per task, so that a worker is slow enough to be caught with work in hand.
+    "MODERATION_SCORE_BATCH_SIZE": "1",
     "MODERATION_STALE_PENDING_SECONDS": "2",
     "MODERATION_SWEEP_INTERVAL_SECONDS": "1",
 }
@@ -55,7 +58,8 @@ def _one_decision_each(stack: Stack) -> bool:
 
 
 def test_worker_killed_mid_task_loses_nothing(stack: Stack) -> None:
-    texts = (TOXIC + CIVIL) * 6  # 300 comments: the worker is busy when it dies
+    texts = (TOXIC + CIVIL) * 8  # 400 comments queued before the worker starts
+    stack.kill("worker", signal.SIGTERM)
 
     def post(index: int) -> int:
         with stack.client() as client:
@@ -65,9 +69,11 @@ def test_worker_killed_mid_task_loses_nothing(stack: Stack) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(post, range(len(texts))))
     assert set(statuses) == {202}
+    assert _counts(stack) == (len(texts), len(texts), 0)
 
-    wait_until(lambda: _counts(stack)[2] >= 5, timeout=30, interval=0.01)
-    stack.kill("worker")
+    stack.start_worker()
+    wait_until(lambda: _counts(stack)[2] >= 3, timeout=30, interval=0.005)
+    stack.kill("worker")  # SIGKILL: no chance to finish or acknowledge anything
     total, pending, _ = _counts(stack)
     assert total == len(texts)
     assert pending > 0, "the worker must die with work left to do"

@@ -1,0 +1,168 @@
+"""Saving and loading models as arrays + JSON (never pickle), identified by sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifier.attributes import ATTRIBUTES
+from classifier.card import render_card
+from classifier.features import CharNgramFeaturizer, WordNgramFeaturizer
+from classifier.model import ToxicityModel
+
+__all__ = ["ArtifactError", "artifact_files", "load_default_model", "load_model", "save_model"]
+
+FORMAT = "moderation-tfidf-lr/1"
+ARRAYS_FILE = "model.npz"
+META_FILE = "model.json"
+MANIFEST_FILE = "manifest.json"
+CARD_FILE = "MODEL_CARD.md"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+_ARRAYS = ("word_idf", "char_codes", "char_idf", "coef", "intercept", "calibration")
+
+
+class ArtifactError(Exception):
+    """A model artifact is missing, truncated, tampered with or of an unknown format."""
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    # Written entry by entry with a fixed timestamp so equal models give equal bytes.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            payload = io.BytesIO()
+            np.lib.format.write_array(payload, np.ascontiguousarray(array), allow_pickle=False)
+            archive.writestr(info, payload.getvalue())
+    return buffer.getvalue()
+
+
+def _digest(files: dict[str, bytes]) -> tuple[dict[str, str], str]:
+    per_file = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
+    summary = "".join(f"{name}:{sha}\n" for name, sha in per_file.items())
+    return per_file, hashlib.sha256(summary.encode()).hexdigest()
+
+
+def artifact_files(model: ToxicityModel) -> dict[str, bytes]:
+    """The content files of `model`'s artifact (their sha256 identifies the model)."""
+    arrays = {
+        "word_idf": model.word_.idf_,
+        "char_codes": model.char_.codes_,
+        "char_idf": model.char_.idf_,
+        "coef": model.coef_,
+        "intercept": model.intercept_,
+        "calibration": model.calibration_,
+    }
+    meta = {
+        "format": FORMAT,
+        "attributes": list(ATTRIBUTES),
+        "params": model.get_params(),
+        "word_vocabulary": model.word_.vocabulary_,
+        "char_alphabet": model.char_.alphabet_,
+        "n_train_rows": model.n_train_rows_.tolist(),
+        "n_calibration_rows": model.n_calibration_rows_,
+        "card": model.card,
+    }
+    meta_bytes = json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return {ARRAYS_FILE: _npz_bytes(arrays), META_FILE: meta_bytes}
+
+
+def stamp(model: ToxicityModel, files: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Set `model.sha256` and `model.version` from its content; return the content files."""
+    files = files if files is not None else artifact_files(model)
+    _, model.sha256 = _digest(files)
+    model.version = f"tfidf-lr-{model.sha256[:12]}"
+    return files
+
+
+def save_model(model: ToxicityModel, directory: str | Path) -> Path:
+    """Write `model` to `directory` (npz + JSON + manifest + MODEL_CARD.md); return the path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = stamp(model)
+    per_file, overall = _digest(files)
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    manifest = {"format": FORMAT, "files": per_file, "sha256": overall}
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    (directory / CARD_FILE).write_text(
+        render_card(model.card, version=model.version, sha256=model.sha256)
+    )
+    return directory
+
+
+def _read_verified(directory: Path) -> tuple[dict[str, bytes], str]:
+    try:
+        manifest = json.loads((directory / MANIFEST_FILE).read_text())
+        expected: dict[str, str] = manifest["files"]
+        recorded = manifest["sha256"]
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"no {MANIFEST_FILE} in {directory}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"unreadable {MANIFEST_FILE} in {directory}: {exc}") from exc
+    if manifest.get("format") != FORMAT or set(expected) != {ARRAYS_FILE, META_FILE}:
+        raise ArtifactError(f"{directory}: unknown artifact format {manifest.get('format')!r}")
+    files: dict[str, bytes] = {}
+    for name, sha in expected.items():
+        try:
+            data = (directory / name).read_bytes()
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"{directory}: missing {name}") from exc
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise ArtifactError(f"{directory}: {name} does not match its sha256 in the manifest")
+        files[name] = data
+    if _digest(files)[1] != recorded:
+        raise ArtifactError(f"{directory}: manifest sha256 does not match its files")
+    return files, recorded
+
+
+def load_model(directory: str | Path) -> ToxicityModel:
+    """Load and verify an artifact written by `save_model`; raise ArtifactError if unsound."""
+    directory = Path(directory)
+    files, sha = _read_verified(directory)
+    try:
+        meta: dict[str, Any] = json.loads(files[META_FILE].decode("utf-8"))
+        with np.load(io.BytesIO(files[ARRAYS_FILE]), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in _ARRAYS}
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{directory}: cannot read artifact content: {exc}") from exc
+    if meta.get("format") != FORMAT or tuple(meta.get("attributes", ())) != ATTRIBUTES:
+        raise ArtifactError(f"{directory}: artifact is for another format or label set")
+    params = dict(meta["params"])
+    for key in ("word_ngram_range", "char_ngram_range"):
+        params[key] = tuple(params[key])
+    model = ToxicityModel(**params)
+    model.word_ = WordNgramFeaturizer(
+        ngram_range=model.word_ngram_range,
+        max_features=model.word_max_features,
+        min_count=model.min_count,
+    ).set_vocabulary(meta["word_vocabulary"], arrays["word_idf"])
+    model.char_ = CharNgramFeaturizer(
+        ngram_range=model.char_ngram_range,
+        max_features=model.char_max_features,
+        min_count=model.min_count,
+    ).set_vocabulary(meta["char_alphabet"], arrays["char_codes"], arrays["char_idf"])
+    model.coef_ = arrays["coef"]
+    model.intercept_ = arrays["intercept"]
+    model.calibration_ = arrays["calibration"]
+    model.n_train_rows_ = np.asarray(meta["n_train_rows"], dtype=np.int64)
+    model.n_calibration_rows_ = int(meta["n_calibration_rows"])
+    model.card = meta["card"]
+    n_features = len(model.word_.vocabulary_) + len(model.char_.codes_)
+    if model.coef_.shape != (n_features, len(ATTRIBUTES)):
+        raise ArtifactError(f"{directory}: weights do not match the vocabularies")
+    model.sha256 = sha
+    model.version = f"tfidf-lr-{sha[:12]}"
+    return model
+
+
+def load_default_model() -> ToxicityModel:
+    """Load the model shipped in `classifier/default_model/` (callers should cache it)."""
+    return load_model(DEFAULT_MODEL_DIR)

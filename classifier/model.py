@@ -1,0 +1,234 @@
+"""The multi-label toxicity model: word + char TF-IDF, one logistic regression per attribute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+
+from classifier.attributes import ATTRIBUTES
+from classifier.explain import Span, explain_text
+from classifier.features import CharNgramFeaturizer, WordNgramFeaturizer, tfidf_weight
+from classifier.normalize import normalize_text
+
+__all__ = ["Progress", "ToxicityModel"]
+
+Progress = Callable[[str, float], None]
+_UNSAVED = "tfidf-lr-unsaved"
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # tanh form never overflows
+
+
+def _fit_platt(decision: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: p = sigmoid(a * decision + b) fitted by 1-D logistic regression."""
+    if len(np.unique(target)) < 2:
+        return 1.0, 0.0  # nothing to calibrate against; keep the raw logistic output
+    platt = LogisticRegression(C=1e4, solver="lbfgs", max_iter=1000)
+    platt.fit(decision.reshape(-1, 1), target)
+    return float(platt.coef_[0, 0]), float(platt.intercept_[0])
+
+
+class ToxicityModel:
+    """Scores comments for the six ATTRIBUTES with calibrated probabilities.
+
+    Parameters follow scikit-learn conventions: `__init__` stores them, `fit` learns the
+    attributes ending in `_`. Labels are a float (n, 6) array where NaN means "not labelled
+    for this attribute"; each attribute is trained only on rows labelled for it.
+    """
+
+    def __init__(
+        self,
+        *,
+        word_ngram_range: tuple[int, int] = (1, 2),
+        word_max_features: int = 200_000,
+        char_ngram_range: tuple[int, int] = (2, 5),
+        char_max_features: int = 300_000,
+        min_count: int = 2,
+        C: float = 4.0,
+        max_iter: int = 200,
+        calibration_fraction: float = 0.1,
+        n_jobs: int = 2,
+        random_state: int = 0,
+    ) -> None:
+        self.word_ngram_range = word_ngram_range
+        self.word_max_features = word_max_features
+        self.char_ngram_range = char_ngram_range
+        self.char_max_features = char_max_features
+        self.min_count = min_count
+        self.C = C
+        self.max_iter = max_iter
+        self.calibration_fraction = calibration_fraction
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.version = _UNSAVED
+        self.sha256 = ""
+        self.card: dict[str, Any] = {}
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters (JSON-friendly)."""
+        return {
+            "word_ngram_range": list(self.word_ngram_range),
+            "word_max_features": self.word_max_features,
+            "char_ngram_range": list(self.char_ngram_range),
+            "char_max_features": self.char_max_features,
+            "min_count": self.min_count,
+            "C": self.C,
+            "max_iter": self.max_iter,
+            "calibration_fraction": self.calibration_fraction,
+            "n_jobs": self.n_jobs,
+            "random_state": self.random_state,
+        }
+
+    # -- fitting --------------------------------------------------------------------------
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: np.ndarray,
+        *,
+        sample_weight: np.ndarray | None = None,
+        calibration_texts: Sequence[str] | None = None,
+        calibration_labels: np.ndarray | None = None,
+        progress: Progress | None = None,
+    ) -> ToxicityModel:
+        """Learn features, per-attribute weights and Platt calibration; return self.
+
+        Calibration needs rows at the prevalence the model will meet. Pass them as
+        `calibration_texts`/`calibration_labels`; otherwise a random `calibration_fraction`
+        of the training rows is held out for it. `sample_weight` (n,) scales each row's loss,
+        e.g. to let an off-domain corpus count less.
+        """
+        report = progress or (lambda _stage, _fraction: None)
+        labels = np.asarray(labels, dtype=np.float64)
+        if labels.shape != (len(texts), len(ATTRIBUTES)):
+            raise ValueError(f"labels must have shape ({len(texts)}, {len(ATTRIBUTES)})")
+        texts = list(texts)
+        weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight)
+        if weights.shape != (len(texts),):
+            raise ValueError(f"sample_weight must have shape ({len(texts)},)")
+        if calibration_texts is None:
+            rng = np.random.RandomState(self.random_state)
+            order = rng.permutation(len(texts))
+            n_cal = max(1, round(len(texts) * self.calibration_fraction))
+            cal_idx, fit_idx = order[:n_cal], np.sort(order[n_cal:])
+            calibration_texts = [texts[i] for i in cal_idx]
+            calibration_labels = labels[cal_idx]
+            texts, labels = [texts[i] for i in fit_idx], labels[fit_idx]
+            weights = weights[fit_idx]
+        if calibration_labels is None:
+            raise ValueError("calibration_texts given without calibration_labels")
+
+        report("normalising text", 0.0)
+        normalized = [normalize_text(t) for t in texts]
+        report("word n-grams", 0.05)
+        self.word_ = WordNgramFeaturizer(
+            ngram_range=self.word_ngram_range,
+            max_features=self.word_max_features,
+            min_count=self.min_count,
+        )
+        word_x = tfidf_weight(self.word_.fit_counts(normalized), self.word_.idf_)
+        report("char n-grams", 0.15)
+        self.char_ = CharNgramFeaturizer(
+            ngram_range=self.char_ngram_range,
+            max_features=self.char_max_features,
+            min_count=self.min_count,
+        )
+        char_x = tfidf_weight(self.char_.fit_counts(normalized), self.char_.idf_)
+        x = sp.hstack([word_x, char_x], format="csr", dtype=np.float32)
+        report("logistic regressions", 0.45)
+        self._fit_linear(x, labels, weights, report)
+        report("calibration", 0.95)
+        decision = self.decision_function(calibration_texts)
+        self.calibration_ = np.zeros((len(ATTRIBUTES), 2))
+        for j in range(len(ATTRIBUTES)):
+            known = ~np.isnan(calibration_labels[:, j])
+            self.calibration_[j] = _fit_platt(decision[known, j], calibration_labels[known, j])
+        self.n_calibration_rows_ = len(calibration_texts)
+        self.version, self.sha256 = _UNSAVED, ""
+        report("done", 1.0)
+        return self
+
+    def _fit_linear(
+        self, x: sp.csr_matrix, labels: np.ndarray, weights: np.ndarray, report: Progress
+    ) -> None:
+        coef = np.zeros((x.shape[1], len(ATTRIBUTES)), dtype=np.float32)
+        intercept = np.zeros(len(ATTRIBUTES))
+        self.n_train_rows_ = np.zeros(len(ATTRIBUTES), dtype=np.int64)
+
+        def fit_one(j: int) -> tuple[int, np.ndarray, float]:
+            known = ~np.isnan(labels[:, j])
+            target = labels[known, j]
+            self.n_train_rows_[j] = int(known.sum())
+            if len(np.unique(target)) < 2:
+                # A constant attribute: a bias-only model that always says the constant.
+                value = float(target[0]) if len(target) else 0.0
+                return j, np.zeros(x.shape[1]), 10.0 if value else -10.0
+            lr = LogisticRegression(
+                C=self.C,
+                solver="liblinear",
+                max_iter=self.max_iter,
+                random_state=self.random_state,
+            )
+            lr.fit(x[known], target, sample_weight=weights[known])
+            return j, lr.coef_[0], float(lr.intercept_[0])
+
+        done = 0
+        # liblinear releases the GIL, so threads give real parallelism without copying x.
+        with ThreadPoolExecutor(max_workers=max(1, self.n_jobs)) as pool:
+            for j, column, bias in pool.map(fit_one, range(len(ATTRIBUTES))):
+                coef[:, j] = column
+                intercept[j] = bias
+                done += 1
+                report(f"logistic regression: {ATTRIBUTES[j]}", 0.45 + 0.5 * done / 6)
+        self.coef_ = coef
+        self.intercept_ = intercept
+
+    # -- inference ------------------------------------------------------------------------
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """The (n, n_features) TF-IDF matrix the linear models read."""
+        normalized = [normalize_text(t) for t in texts]
+        return sp.hstack(
+            [self.word_.transform(normalized), self.char_.transform(normalized)],
+            format="csr",
+            dtype=np.float32,
+        )
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """Uncalibrated log-odds, shape (n, 6)."""
+        # One sparse product against the stacked weights scores all six attributes at once.
+        return np.asarray(self.transform(texts) @ self.coef_, dtype=np.float64) + self.intercept_
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 6), columns in ATTRIBUTES order."""
+        if isinstance(texts, str):
+            raise TypeError("predict_proba takes a sequence of texts; use score() for one")
+        if len(texts) == 0:
+            return np.zeros((0, len(ATTRIBUTES)))
+        decision = self.decision_function(texts)
+        return _sigmoid(decision * self.calibration_[:, 0] + self.calibration_[:, 1])
+
+    def score(self, text: str) -> dict[str, float]:
+        """Calibrated probability per attribute for one comment."""
+        proba = self.predict_proba([text])[0]
+        return {name: float(p) for name, p in zip(ATTRIBUTES, proba, strict=True)}
+
+    def explain(self, text: str, attribute: str = "toxic", top_k: int = 5) -> list[Span]:
+        """The word spans of `text` that pushed `attribute` up most, largest first."""
+        if attribute not in ATTRIBUTES:
+            raise ValueError(f"unknown attribute {attribute!r}; expected one of {ATTRIBUTES}")
+        j = ATTRIBUTES.index(attribute)
+        n_word = len(self.word_.vocabulary_)
+        # Platt's slope is positive for any useful model, so raw weights rank like scores.
+        return explain_text(
+            text,
+            word=self.word_,
+            char=self.char_,
+            word_weights=self.coef_[:n_word, j],
+            char_weights=self.coef_[n_word:, j],
+            top_k=top_k,
+        )

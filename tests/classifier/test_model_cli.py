@@ -1,0 +1,162 @@
+"""The model commands of the CLI, against a tiny model saved to a temporary folder."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from classifier import ATTRIBUTES
+from service.model_cli import register
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    app = typer.Typer(name="moderation")
+    register(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+LABELLED = [
+    ["1", "you are a stupid idiot", "1", "", "0", "0", "1", "0"],
+    ["2", "thanks for the helpful edit", "0", "", "0", "0", "0", "0"],
+    ["3", "shut up you idiot", "1", "", "0", "0", "1", "0"],
+    ["4", "nice map of the region", "0", "", "0", "0", "0", "0"],
+]
+
+
+def test_score_prints_scores_and_spans(
+    app: typer.Typer, runner: CliRunner, model_dir: Path
+) -> None:
+    result = runner.invoke(app, ["score", "you are a stupid idiot", "--model", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    for name in ATTRIBUTES:
+        assert name in result.output
+    assert "idiot" in result.output and "spans behind" in result.output
+
+
+def test_score_with_a_broken_model_dir_exits_2(
+    app: typer.Typer, runner: CliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["score", "hello", "--model", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "manifest" in result.stderr
+
+
+def test_evaluate_prints_aucs_and_threshold_table(
+    app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    data = _write_csv(tmp_path / "eval.csv.gz", ["id", "comment_text", *ATTRIBUTES], LABELLED)
+    result = runner.invoke(app, ["evaluate", "--data", str(data), "--model", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    assert "roc_auc" in result.output and "hold rate / recall" in result.output
+    assert "severe_toxic" not in result.output.split("hold rate")[0]  # never labelled here
+
+
+def test_evaluate_rejects_missing_file_and_unlabelled_file(
+    app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    missing = runner.invoke(app, ["evaluate", "--data", str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 2 and "not found" in missing.stderr
+    bare = _write_csv(tmp_path / "bare.csv", ["id", "comment_text"], [["1", "hi"]])
+    unlabelled = runner.invoke(app, ["evaluate", "--data", str(bare), "--model", str(model_dir)])
+    assert unlabelled.exit_code == 2 and "label columns" in unlabelled.stderr
+    textless = _write_csv(tmp_path / "textless.csv", ["id", "toxic"], [["1", "0"]])
+    no_text = runner.invoke(app, ["evaluate", "--data", str(textless)])
+    assert no_text.exit_code == 2 and "comment_text" in no_text.stderr
+
+
+def test_score_file_writes_ids_and_scores_in_input_order(
+    app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    source = _write_csv(
+        tmp_path / "in.csv",
+        ["id", "body"],
+        [[str(i), f"comment number {i} you idiot" * (i % 2)] for i in range(7)],
+    )
+    out = tmp_path / "out.csv"
+    result = runner.invoke(
+        app,
+        [
+            "score-file",
+            str(source),
+            "--text-column",
+            "body",
+            "--out",
+            str(out),
+            "--model",
+            str(model_dir),
+            "--batch-size",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == [str(i) for i in range(7)]
+    assert list(rows[0]) == ["id", *ATTRIBUTES]
+    assert all(0.0 <= float(r["toxic"]) <= 1.0 for r in rows)
+
+
+def test_score_file_without_id_column_and_with_unknown_column(
+    app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    source = _write_csv(tmp_path / "in.csv", ["body"], [["hello"], ["you idiot"]])
+    out = tmp_path / "out.csv"
+    ok = runner.invoke(
+        app,
+        [
+            "score-file",
+            str(source),
+            "--text-column",
+            "body",
+            "--out",
+            str(out),
+            "--model",
+            str(model_dir),
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert out.read_text().splitlines()[0] == ",".join(ATTRIBUTES)
+    bad = runner.invoke(
+        app,
+        [
+            "score-file",
+            str(source),
+            "--text-column",
+            "text",
+            "--out",
+            str(out),
+            "--model",
+            str(model_dir),
+        ],
+    )
+    assert bad.exit_code == 2 and "no column 'text'" in bad.stderr
+
+
+def test_train_with_missing_data_dir_exits_2(
+    app: typer.Typer, runner: CliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app, ["train", "--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 2
+    assert "data directory not found" in result.stderr
