@@ -128,7 +128,8 @@ def run_all(settings: Settings) -> int:
             f"-H 'Authorization: Bearer {keys[Role.SUBMITTER]}' "
             "-H 'Content-Type: application/json' "
             '-d \'{"external_id":"c1","article_id":"a1","author_id":"u1","text":"Thanks!"}\'\n'
-            "Press Ctrl-C to stop.\n"
+            "Press Ctrl-C to stop.\n",
+            soft_wrap=True,
         )
         while not stopping:
             dead = processes.first_dead()

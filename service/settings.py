@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     def _known_attributes_between_0_and_1(cls, value: dict[str, float]) -> dict[str, float]:
         unknown = set(value) - set(DEFAULT_THRESHOLDS)
         if unknown:
-            raise ValueError(f"unknown attributes {sorted(unknown)}; use {list(DEFAULT_THRESHOLDS)}")
+            known = ", ".join(DEFAULT_THRESHOLDS)
+            raise ValueError(f"unknown attributes {sorted(unknown)}; known: {known}")
         if any(not 0.0 <= v <= 1.0 for v in value.values()):
             raise ValueError("thresholds must be between 0 and 1")
         return {**DEFAULT_THRESHOLDS, **value}  # a partial setting changes only what it names
