@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.models import Comment, CommentStatus, Decision, Site, utcnow
-from service.policy import apply_policy, policy_for_site
+from service.policy import Policy, Verdict, apply_policy, policy_for_site
 
 __all__ = [
     "Decided",
@@ -23,6 +24,8 @@ __all__ = [
 ]
 
 EXPLAIN_TOP_K = 3
+
+log = structlog.get_logger(__name__)
 
 
 class SpanLike(Protocol):
@@ -59,10 +62,11 @@ def pending_batch(session: Session, comment_id: str, *, limit: int) -> list[str]
     a busy worker catches up instead of paying the full price per comment. On PostgreSQL the
     rows are locked and other workers skip them rather than scoring them twice.
     """
+    # Skip a row another worker has locked: that worker is deciding it right now.
     own = session.scalar(
         select(Comment.id)
         .where(Comment.id == comment_id, Comment.status == CommentStatus.PENDING)
-        .with_for_update()
+        .with_for_update(skip_locked=True)
     )
     if own is None or limit <= 1:
         return [own] if own else []
@@ -81,6 +85,40 @@ def _spans(scorer: Scorer, text: str, attribute: str) -> list[dict[str, Any]]:
         {"text": s.text, "start": s.start, "end": s.end, "weight": round(float(s.weight), 4)}
         for s in scorer.explain(text, attribute=attribute, top_k=EXPLAIN_TOP_K)
     ]
+
+
+def _probabilities(scorer: Scorer, texts: list[str]) -> list[np.ndarray | None]:
+    """One model call for the batch; if it fails, one call per text, so one bad text fails alone."""
+    try:
+        return list(scorer.predict_proba(texts))
+    except Exception:
+        log.exception("batch_scoring_failed", size=len(texts))
+    rows: list[np.ndarray | None] = []
+    for text in texts:
+        try:
+            rows.append(scorer.predict_proba([text])[0])
+        except Exception:
+            log.exception("scoring_failed")
+            rows.append(None)
+    return rows
+
+
+def _verdict(
+    scorer: Scorer, text: str, row: np.ndarray | None, policy: Policy
+) -> tuple[dict[str, float], Verdict]:
+    """Scores and verdict; a comment that cannot be scored is held for a person, never published."""
+    try:
+        if row is None:
+            raise ValueError("the model could not score this text")
+        scores = {a: round(float(p), 4) for a, p in zip(scorer.attributes, row, strict=True)}
+        verdict = apply_policy(policy, scores)
+        for reason in verdict.reasons:
+            if reason["code"] == "attribute_over_threshold":
+                reason["spans"] = _spans(scorer, text, reason["attribute"])
+        return scores, verdict
+    except Exception as exc:
+        log.exception("decision_failed")
+        return {}, Verdict("hold", [{"code": "scoring_error", "detail": str(exc)[:200]}])
 
 
 def decide_comments(
@@ -104,15 +142,16 @@ def decide_comments(
     ).all()
     if not rows:
         return []
-    probabilities = scorer.predict_proba([comment.text for comment, _ in rows])
+    # Everything slow happens before the first write: on SQLite the first UPDATE takes the
+    # database's only write lock, and intake must not wait behind the model.
+    probabilities = _probabilities(scorer, [comment.text for comment, _ in rows])
+    verdicts = [
+        _verdict(scorer, comment.text, row, policy_for_site(default_thresholds, site_policy or {}))
+        for (comment, site_policy), row in zip(rows, probabilities, strict=True)
+    ]
     now = utcnow()
     decided: list[Decided] = []
-    for (comment, site_policy), row in zip(rows, probabilities, strict=True):
-        scores = {a: round(float(p), 4) for a, p in zip(scorer.attributes, row, strict=True)}
-        verdict = apply_policy(policy_for_site(default_thresholds, site_policy or {}), scores)
-        for reason in verdict.reasons:
-            if reason["code"] == "attribute_over_threshold":
-                reason["spans"] = _spans(scorer, comment.text, reason["attribute"])
+    for (comment, _), (scores, verdict) in zip(rows, verdicts, strict=True):
         moved = session.execute(
             update(Comment)
             .where(Comment.id == comment.id, Comment.status == CommentStatus.PENDING)

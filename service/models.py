@@ -147,6 +147,8 @@ class Comment(Base):
     status: Mapped[str] = mapped_column(String(20), default=CommentStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the sweeper last re-enqueued it: once per stale period, not on every sweep.
+    swept_at: Mapped[datetime | None] = mapped_column(default=None)
 
     author: Mapped[Author] = relationship(lazy="joined")
     decision: Mapped[Decision | None] = relationship(lazy="joined", uselist=False)

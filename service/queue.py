@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
@@ -15,6 +16,7 @@ __all__ = [
     "SCORE_COMMENT",
     "SCORING_QUEUE",
     "SWEEP_PENDING",
+    "Enqueuer",
     "broker_url",
     "celery_config",
     "enqueue_score",
@@ -93,6 +95,29 @@ def make_celery(settings: Settings) -> Celery:
     app = Celery("moderation", set_as_current=False)
     app.conf.update(celery_config(settings))
     return app
+
+
+class Enqueuer:
+    """Sends scoring tasks from the API; after a failure it stops trying for a moment.
+
+    An unreachable Redis can cost seconds per attempt (a dropped packet is not a refusal), and
+    every such attempt would hold an API thread. Comments stored meanwhile stay pending, and
+    the sweeper enqueues them once Redis answers again.
+    """
+
+    def __init__(self, app: Celery, *, task_name: str = SCORE_COMMENT, pause_seconds: float = 1.0):
+        self.app = app
+        self.task_name = task_name
+        self.pause_seconds = pause_seconds
+        self._paused_until = 0.0
+
+    def __call__(self, comment_id: str) -> bool:
+        if time.monotonic() < self._paused_until:
+            return False
+        sent = enqueue_score(self.app, comment_id, task_name=self.task_name)
+        if not sent:
+            self._paused_until = time.monotonic() + self.pause_seconds
+        return sent
 
 
 def enqueue_score(app: Celery, comment_id: str, *, task_name: str = SCORE_COMMENT) -> bool:

@@ -76,7 +76,9 @@ class _Processes:
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        self.children.append((name, subprocess.Popen(args, env=env)))
+        # A session of its own: Ctrl-C reaches only the runner, which stops the children in
+        # order (API first, Redis last) instead of all at once.
+        self.children.append((name, subprocess.Popen(args, env=env, start_new_session=True)))
 
     def first_dead(self) -> str | None:
         return next((name for name, p in self.children if p.poll() is not None), None)
@@ -112,6 +114,7 @@ def run_all(settings: Settings) -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
     try:
         upgrade_database(settings.resolved_database_url)
         keys = demo_keys(settings)
@@ -141,6 +144,7 @@ def run_all(settings: Settings) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
         console.print("[dim]stopping...[/dim]")
         processes.stop()
         if embedded is not None:

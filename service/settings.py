@@ -38,7 +38,6 @@ class Settings(BaseSettings):
 
     max_text_chars: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    max_wait_ms: int = Field(default=5_000, ge=0)
     thresholds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
 
     # A comment still pending after this long is assumed lost in transit and enqueued again.

@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import make_engine, make_session_factory
 from service.migrate import upgrade_database
-from service.models import Base
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MODERATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -28,9 +28,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test session, dropped afterwards."""
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"moderation_test_{uuid.uuid4().hex[:10]}"
     try:
@@ -49,23 +49,29 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One PostgreSQL database for a module's long-lived stack (see tests/integration)."""
+    with _postgres_database() as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each test that takes this runs on SQLite and on PostgreSQL."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test that takes this runs on SQLite and on PostgreSQL, on an empty database."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
-    return str(request.getfixturevalue("postgres_url"))
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    with _postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
 def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    """A migrated database (SQLite or PostgreSQL), emptied after the test."""
+    """A migrated, empty database (SQLite or PostgreSQL)."""
     upgrade_database(database_url)
     engine = make_engine(database_url)
     try:
         yield make_session_factory(engine)
     finally:
-        with engine.begin() as connection:
-            for table in reversed(Base.metadata.sorted_tables):
-                connection.execute(table.delete())
         engine.dispose()

@@ -11,7 +11,7 @@ from service.decisions import decide_pending
 from service.models import utcnow
 from service.notify import decided_message, publish_decided
 from service.queue import NOOP_DECIDE, SCORE_COMMENT, SWEEP_PENDING, enqueue_score
-from service.sweeper import stale_pending_ids
+from service.sweeper import claim_stale_pending
 from workers.app import app, resources
 
 __all__ = ["noop_decide", "score_comment", "sweep_pending"]
@@ -24,7 +24,8 @@ log = structlog.get_logger(__name__)
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(OperationalError,),
-    retry_backoff=0.2,
+    retry_backoff=True,  # 1, 2, 4 ... seconds
+    retry_backoff_max=30,
     max_retries=8,
 )
 def score_comment(comment_id: str) -> None:
@@ -44,7 +45,7 @@ def score_comment(comment_id: str) -> None:
 def sweep_pending() -> int:
     res = resources()
     with session_scope(res.sessions) as session:
-        ids = stale_pending_ids(session, older_than_seconds=res.settings.stale_pending_seconds)
+        ids = claim_stale_pending(session, older_than_seconds=res.settings.stale_pending_seconds)
     sent = sum(enqueue_score(app, comment_id) for comment_id in ids)
     if ids:
         log.info("swept_stale_pending", found=len(ids), enqueued=sent)

@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("swept_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["author_id"],
             ["authors.id"],

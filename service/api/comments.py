@@ -13,7 +13,6 @@ from service.db import session_scope
 from service.decisions import decision_payload
 from service.intake import get_comment, get_comment_by_external_id, submit_comment
 from service.models import Comment, CommentStatus, new_id
-from service.queue import enqueue_score
 from service.schemas import CommentIn, CommentOut, SubmitOut
 
 __all__ = ["router"]
@@ -46,7 +45,8 @@ def _comment_view(comment: Comment) -> dict[str, Any]:
 
 def _store_and_enqueue(
     state: AppState, site_id: int, payload: CommentIn, comment_id: str
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[dict[str, Any], bool, bool]:
+    """(the comment's view, whether it is new, whether a worker will hear of it now)"""
     with session_scope(state.sessions) as session:
         submitted = submit_comment(
             session,
@@ -57,9 +57,8 @@ def _store_and_enqueue(
         )
         view = _submit_view(submitted.comment)
     # Enqueue only after the commit, so a worker never looks for a row it cannot see yet.
-    if submitted.created:
-        enqueue_score(state.celery, view["id"], task_name=state.score_task)
-    return view, submitted.created
+    enqueued = submitted.created and state.enqueue(view["id"])
+    return view, submitted.created, enqueued
 
 
 def _read(state: AppState, site_id: int, comment_id: str) -> dict[str, Any]:
@@ -86,13 +85,17 @@ async def post_comment(
     # Listen before the task exists, so even an instant decision cannot be missed.
     future = waiters.register(comment_id) if wait_ms else None
     try:
-        view, created = await run_in_threadpool(
+        view, created, enqueued = await run_in_threadpool(
             _store_and_enqueue, state, caller.site_id, payload, comment_id
         )
     except BaseException:
         if future is not None:
             waiters.discard(comment_id, future)
         raise
+    if future is not None and created and not enqueued:
+        # Stored, but the queue is away: answer now rather than wait for what cannot come.
+        waiters.discard(comment_id, future)
+        future = None
     if future is not None and not created:
         waiters.discard(comment_id, future)
         future = None
@@ -112,7 +115,7 @@ async def post_comment(
     return view
 
 
-@router.get("/comments/by-external-id/{external_id}", response_model=CommentOut)
+@router.get("/comments/by-external-id/{external_id:path}", response_model=CommentOut)
 async def get_by_external_id(external_id: str, caller: AnyKey, state: State) -> dict[str, Any]:
     def read() -> dict[str, Any]:
         with session_scope(state.sessions) as session:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import ModerationError, Unavailable
 
 __all__ = ["error_body", "install_error_handlers"]
+
+log = structlog.get_logger(__name__)
 
 
 def error_body(code: str, detail: str, field: str | None = None) -> dict[str, Any]:
@@ -68,7 +72,24 @@ async def _http_error(_: Request, exc: Exception) -> ORJSONResponse:
     )
 
 
+async def _database_error(_: Request, exc: Exception) -> ORJSONResponse:
+    # Nothing was committed (the unit of work rolled back), so the client can simply retry.
+    log.warning("database_unavailable", error=str(exc).splitlines()[0][:300])
+    return ORJSONResponse(
+        error_body("unavailable", "the database is unavailable; retry shortly"),
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> ORJSONResponse:
+    log.error("unhandled_error", error=repr(exc))
+    return ORJSONResponse(error_body("internal", "an unexpected error occurred"), status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModerationError, _domain_error)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -39,8 +39,9 @@ async def readyz(state: State) -> ORJSONResponse:
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {exc.__class__.__name__}"
+    checks["decisions_subscription"] = "ok" if state.waiters.subscribed.is_set() else "down"
     checks["model"] = state.scorer.version
-    ready = checks["database"] == "ok" and checks["redis"] == "ok"
+    ready = all(checks[name] == "ok" for name in ("database", "redis", "decisions_subscription"))
     return ORJSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
         status_code=200 if ready else 503,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +18,7 @@ from service.api.state import AppState
 from service.api.waiters import DecisionWaiters
 from service.db import make_engine, make_session_factory
 from service.logs import configure_logging
-from service.queue import NOOP_DECIDE, SCORE_COMMENT, make_celery, redis_url
+from service.queue import NOOP_DECIDE, SCORE_COMMENT, Enqueuer, make_celery, redis_url
 from service.scoring import load_scorer
 from service.settings import Settings, get_settings
 
@@ -30,18 +32,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
         engine = make_engine(settings.resolved_database_url)
-        client = aioredis.from_url(redis_url(settings), socket_connect_timeout=2)
+        # The health check pings an idle subscription, so a half-open connection is noticed.
+        client = aioredis.from_url(
+            redis_url(settings), socket_connect_timeout=2, health_check_interval=15
+        )
         waiters = DecisionWaiters(client)
         await waiters.start()
+        with contextlib.suppress(TimeoutError):  # Redis may be down; requests still work
+            await asyncio.wait_for(waiters.subscribed.wait(), timeout=5)
         app.state.moderation = AppState(
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
-            celery=make_celery(settings),
+            enqueue=Enqueuer(
+                make_celery(settings),
+                task_name=NOOP_DECIDE if settings.pipeline_task == "noop" else SCORE_COMMENT,
+            ),
             redis=client,
             waiters=waiters,
             scorer=load_scorer(settings.model_dir),
-            score_task=NOOP_DECIDE if settings.pipeline_task == "noop" else SCORE_COMMENT,
         )
         try:
             yield

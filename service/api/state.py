@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.waiters import DecisionWaiters
+from service.queue import Enqueuer
 from service.scoring import ModelScorer
 from service.settings import Settings
 
@@ -21,8 +21,7 @@ class AppState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    celery: Celery
+    enqueue: Enqueuer
     redis: aioredis.Redis
     waiters: DecisionWaiters
     scorer: ModelScorer
-    score_task: str

@@ -82,9 +82,9 @@ class Stack:
             args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=Path.cwd()
         )
 
-    def start_worker(self) -> None:
-        self._spawn("worker", worker_command(loglevel="INFO"))
-        self._wait_for_log("worker", "ready", timeout=60)
+    def start_worker(self, name: str = "worker") -> None:
+        self._spawn(name, worker_command(loglevel="INFO"))
+        self._wait_for_log(name, "ready", timeout=60)
 
     def start_api(self) -> None:
         self._spawn("api", api_command(Settings(api_port=self.port)))

@@ -112,3 +112,29 @@ def test_redis_down_comment_is_stored_pending_then_decided_when_redis_is_back(
         after = client.post("/v1/comments?wait_ms=5000", json=comment("outage-2", "Back again."))
     assert after.status_code == 200
     assert _one_decision_each(stack)
+
+
+def test_two_workers_share_the_queue_and_decide_each_comment_once(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    stack = Stack(tmp_path_factory.mktemp("two-workers"), database_url).start()
+    try:
+        stack.start_worker("worker-2")
+        texts = (TOXIC + CIVIL) * 6
+
+        def post(index: int) -> str:
+            with stack.client() as client:
+                response = client.post(
+                    "/v1/comments?wait_ms=5000", json=comment(f"pair-{index}", texts[index])
+                )
+            assert response.status_code == 200, response.text
+            return str(response.json()["status"])
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(post, range(len(texts))))
+        assert statuses.count("held") == len(TOXIC) * 6
+        assert _counts(stack) == (len(texts), 0, len(texts))
+        assert _one_decision_each(stack)
+        assert "Task moderation.score_comment" in stack.log("worker-2"), "both workers worked"
+    finally:
+        stack.stop()

@@ -99,3 +99,31 @@ def test_a_task_decides_its_comment_with_other_pending_ones(
     with session_scope(sessions) as session:
         again = decide_pending(session, ids[5], model, batch_size=4, default_thresholds=THRESHOLDS)
     assert again == [], "an already decided comment is left alone"
+
+
+class BrokenOnWord(WordModel):
+    """Fails on any batch holding 'boom', as a featurizer bug on one odd text would."""
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if any("boom" in t for t in texts):
+            raise RuntimeError("featurizer crashed")
+        return super().predict_proba(texts)
+
+
+def test_a_comment_the_model_cannot_score_is_held_and_spares_its_batch(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id, (bad, rude, kind) = _submit(sessions, "boom", "you idiot", "thank you")
+    with session_scope(sessions) as session:
+        decided = decide_comments(
+            session, [bad, rude, kind], BrokenOnWord(), default_thresholds=THRESHOLDS
+        )
+    assert {d.comment_id: d.status for d in decided} == {
+        bad: "held",
+        rude: "held",
+        kind: "approved",
+    }
+    with session_scope(sessions) as session:
+        held = get_comment(session, site_id, bad)
+        assert held.decision is not None
+        assert held.decision.reasons[0]["code"] == "scoring_error"

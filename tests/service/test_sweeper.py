@@ -12,7 +12,7 @@ from service.intake import submit_comment
 from service.keys import get_or_create_site
 from service.models import Comment, utcnow
 from service.schemas import CommentIn
-from service.sweeper import stale_pending_ids
+from service.sweeper import claim_stale_pending
 
 
 def test_only_comments_pending_longer_than_the_limit_are_swept(
@@ -33,4 +33,10 @@ def test_only_comments_pending_longer_than_the_limit_are_swept(
         session.execute(update(Comment).where(Comment.id.in_(ids[:2])).values(created_at=old))
         session.execute(update(Comment).where(Comment.id == ids[1]).values(status="approved"))
     with session_scope(sessions) as session:
-        assert stale_pending_ids(session, older_than_seconds=60) == [ids[0]]
+        assert claim_stale_pending(session, older_than_seconds=60) == [ids[0]]
+    with session_scope(sessions) as session:
+        assert claim_stale_pending(session, older_than_seconds=60) == [], "swept once a period"
+    with session_scope(sessions) as session:
+        session.execute(update(Comment).where(Comment.id == ids[0]).values(swept_at=old))
+    with session_scope(sessions) as session:
+        assert claim_stale_pending(session, older_than_seconds=60) == [ids[0]], "and again later"
