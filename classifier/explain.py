@@ -24,8 +24,14 @@ class Span:
     weight: float
 
 
-def _row_values(row: sp.csr_matrix) -> dict[int, float]:
-    return dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+def _values_at(row: sp.csr_matrix, features: np.ndarray) -> np.ndarray:
+    """The row's values at `features` (0 where the row has none), without a Python loop."""
+    order = np.argsort(row.indices)
+    indices, data = row.indices[order], row.data[order]
+    where = np.clip(np.searchsorted(indices, features), 0, max(len(indices) - 1, 0))
+    if len(indices) == 0:
+        return np.zeros(len(features))
+    return np.where(indices[where] == features, data[where], 0.0)
 
 
 def explain_text(
@@ -36,24 +42,27 @@ def explain_text(
     word_weights: np.ndarray,
     char_weights: np.ndarray,
     top_k: int = 5,
-) -> list[Span]:
+) -> list[list[Span]]:
     """Spread each n-gram's contribution (tf-idf value x weight) over the word tokens it covers.
 
-    Word n-grams share their contribution equally among their tokens; character n-grams among
-    the tokens they overlap (a char n-gram lives inside one whitespace-separated word, which
-    may hold several tokens, e.g. "don't"). Returns the `top_k` tokens with a positive total,
-    largest first, with offsets into the original `text`.
+    `word_weights` and `char_weights` hold one column per attribute to explain, so several
+    attributes cost one pass over the text. Word n-grams share their contribution equally
+    among their tokens; character n-grams among the tokens they overlap (a char n-gram lives
+    inside one whitespace-separated word, which may hold several tokens, e.g. "don't").
+    Returns, per column, the `top_k` tokens with a positive total, largest first, with
+    offsets into the original `text`.
     """
+    columns = word_weights.shape[1]
     normalized, offsets = normalize(text)
     matches = list(WORD_PATTERN.finditer(normalized))
     if not matches or top_k <= 0:
-        return []
+        return [[] for _ in range(columns)]
     starts = np.fromiter((m.start() for m in matches), dtype=np.int64, count=len(matches))
     ends = np.fromiter((m.end() for m in matches), dtype=np.int64, count=len(matches))
-    scores = np.zeros(len(matches))
+    scores = np.zeros((len(matches), columns))
 
     tokens = [m.group() for m in matches]
-    word_values = _row_values(word.transform([normalized]))
+    word_row = word.transform([normalized])
     occurrences: dict[int, list[tuple[int, int]]] = defaultdict(list)
     low, high = word.ngram_range
     for n in range(low, high + 1):
@@ -61,38 +70,41 @@ def explain_text(
             feature = word.index_.get(" ".join(tokens[i : i + n]))
             if feature is not None:
                 occurrences[feature].append((i, i + n))
-    for feature, places in occurrences.items():
-        share = word_values.get(feature, 0.0) * float(word_weights[feature]) / len(places)
-        for first, last in places:
-            scores[first:last] += share / (last - first)
+    if occurrences:
+        features = np.fromiter(occurrences, dtype=np.int64, count=len(occurrences))
+        shares = _values_at(word_row, features)[:, None] * word_weights[features]
+        for share, places in zip(shares, occurrences.values(), strict=True):
+            for first, last in places:
+                scores[first:last] += share / (len(places) * (last - first))
 
-    char_values = _row_values(char.transform([normalized]))
     codes, window_starts, lengths = char.windows([normalized])
     features = char.lookup(codes)
     hit = features >= 0
-    counts: dict[int, int] = defaultdict(int)
-    for feature in features[hit].tolist():
-        counts[feature] += 1
+    features = features[hit]
     # Padded-text positions are one ahead of the normalised text (the leading pad space).
-    for feature, begin, size in zip(
-        features[hit].tolist(),
-        (window_starts[hit] - 1).tolist(),
-        lengths[hit].tolist(),
-        strict=True,
-    ):
-        end = begin + size
-        first = int(np.searchsorted(ends, begin, side="right"))
-        last = int(np.searchsorted(starts, end, side="left"))
-        if first >= last:
-            continue  # only spaces or punctuation: no word to credit
-        share = char_values.get(feature, 0.0) * float(char_weights[feature]) / counts[feature]
-        overlap = np.minimum(ends[first:last], end) - np.maximum(starts[first:last], begin)
-        scores[first:last] += share * overlap / overlap.sum()
+    begins = window_starts[hit] - 1
+    finishes = begins + lengths[hit]
+    firsts = np.searchsorted(ends, begins, side="right")
+    lasts = np.searchsorted(starts, finishes, side="left")
+    on_words = firsts < lasts  # a window of only spaces or punctuation credits no word
+    if on_words.any():
+        _, inverse, counts = np.unique(features, return_inverse=True, return_counts=True)
+        values = _values_at(char.transform([normalized]), features)
+        shares = (values / counts[inverse])[:, None] * char_weights[features]
+        single = on_words & (lasts - firsts == 1)
+        np.add.at(scores, firsts[single], shares[single])
+        for i in np.flatnonzero(on_words & ~single):  # a window across "don't": rare
+            first, last, begin, end = firsts[i], lasts[i], begins[i], finishes[i]
+            overlap = np.minimum(ends[first:last], end) - np.maximum(starts[first:last], begin)
+            scores[first:last] += shares[i] * (overlap / overlap.sum())[:, None]
 
-    order = [i for i in np.argsort(-scores, kind="stable")[:top_k] if scores[i] > 0]
-    spans = []
-    for i in order:
-        start = int(offsets[starts[i]])
-        stop = int(offsets[ends[i] - 1]) + 1
-        spans.append(Span(text=text[start:stop], start=start, end=stop, weight=float(scores[i])))
-    return spans
+    explained = []
+    for column in scores.T:
+        order = [i for i in np.argsort(-column, kind="stable")[:top_k] if column[i] > 0]
+        spans = []
+        for i in order:
+            start = int(offsets[starts[i]])
+            stop = int(offsets[ends[i] - 1]) + 1
+            spans.append(Span(text[start:stop], start, stop, float(column[i])))
+        explained.append(spans)
+    return explained

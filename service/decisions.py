@@ -43,7 +43,9 @@ class Scorer(Protocol):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
-    def explain(self, text: str, attribute: str = "toxic", top_k: int = 5) -> list[Any]: ...
+    def explain_many(
+        self, text: str, attributes: Sequence[str], top_k: int = 5
+    ) -> Mapping[str, list[Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,17 @@ def pending_batch(session: Session, comment_id: str, *, limit: int) -> list[str]
     return [own, *others]
 
 
-def _spans(scorer: Scorer, text: str, attribute: str) -> list[dict[str, Any]]:
-    return [
-        {"text": s.text, "start": s.start, "end": s.end, "weight": round(float(s.weight), 4)}
-        for s in scorer.explain(text, attribute=attribute, top_k=EXPLAIN_TOP_K)
-    ]
+def _add_spans(scorer: Scorer, text: str, reasons: list[dict[str, Any]]) -> None:
+    """Name the words behind each attribute that crossed its threshold (one pass for all)."""
+    crossed = [r for r in reasons if r["code"] == "attribute_over_threshold"]
+    if not crossed:
+        return
+    explained = scorer.explain_many(text, [r["attribute"] for r in crossed], top_k=EXPLAIN_TOP_K)
+    for reason in crossed:
+        reason["spans"] = [
+            {"text": s.text, "start": s.start, "end": s.end, "weight": round(float(s.weight), 4)}
+            for s in explained[reason["attribute"]]
+        ]
 
 
 def _probabilities(scorer: Scorer, texts: list[str]) -> list[np.ndarray | None]:
@@ -112,9 +120,7 @@ def _verdict(
             raise ValueError("the model could not score this text")
         scores = {a: round(float(p), 4) for a, p in zip(scorer.attributes, row, strict=True)}
         verdict = apply_policy(policy, scores)
-        for reason in verdict.reasons:
-            if reason["code"] == "attribute_over_threshold":
-                reason["spans"] = _spans(scorer, text, reason["attribute"])
+        _add_spans(scorer, text, verdict.reasons)
         return scores, verdict
     except Exception as exc:
         log.exception("decision_failed")

@@ -25,8 +25,10 @@ class ModelScorer:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.predict_proba(texts)
 
-    def explain(self, text: str, attribute: str = "toxic", top_k: int = 5) -> list[Any]:
-        return self.model.explain(text, attribute=attribute, top_k=top_k)
+    def explain_many(
+        self, text: str, attributes: Sequence[str], top_k: int = 5
+    ) -> dict[str, list[Any]]:
+        return self.model.explain_many(text, attributes, top_k=top_k)
 
     def score(self, texts: Sequence[str], *, explain: bool) -> list[dict[str, Any]]:
         results = []
@@ -37,7 +39,7 @@ class ModelScorer:
                 top = max(scores, key=lambda a: scores[a])
                 result["spans"] = [
                     {"text": s.text, "start": s.start, "end": s.end, "weight": float(s.weight)}
-                    for s in self.explain(text, attribute=top, top_k=5)
+                    for s in self.model.explain(text, attribute=top, top_k=5)
                 ]
             results.append(result)
         return results

@@ -42,9 +42,12 @@ class WordModel:
         self.batches.append(len(texts))
         return np.array([[0.9, 0.8] if "idiot" in t else [0.1, 0.05] for t in texts])
 
-    def explain(self, text: str, attribute: str = "toxic", top_k: int = 5) -> list[Any]:
+    def explain_many(
+        self, text: str, attributes: Sequence[str], top_k: int = 5
+    ) -> dict[str, list[Any]]:
         start = text.find("idiot")
-        return [_Span("idiot", start, start + 5, 1.5)] if start >= 0 else []
+        spans = [_Span("idiot", start, start + 5, 1.5)] if start >= 0 else []
+        return {attribute: spans for attribute in attributes}
 
 
 def _submit(sessions: sessionmaker[Session], *texts: str) -> tuple[int, list[str]]:
