@@ -31,6 +31,13 @@ from tests.integration.texts import CIVIL, TOXIC
 TEXTS = TOXIC + CIVIL
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -130,6 +137,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results: dict[str, dict[str, float]] = {}
+    memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         for mode in ("noop", "score"):
             stack = _run(mode, args, Path(tmp))
@@ -140,6 +148,7 @@ def main() -> None:
                     results["score@half"] = asyncio.run(
                         open_loop(stack, half, args.open_loop_seconds)
                     )
+                    memory = {n: _rss_mb(p.pid) for n, p in stack.processes.items()}
             finally:
                 stack.stop()
 
@@ -147,6 +156,7 @@ def main() -> None:
     print(f"{'pipeline':<12}{'decisions/s':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
     for name, r in results.items():
         print(f"{name:<12}{r['rate']:>12.0f}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}")
+    print("RSS after the run: " + ", ".join(f"{n} {mb:.0f} MB" for n, mb in memory.items()))
     print(f"throughput ratio score/noop: {results['score']['rate'] / results['noop']['rate']:.2f}")
 
 

@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def _postgres_database() -> Iterator[str]:
+def postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards."""
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"moderation_test_{uuid.uuid4().hex[:10]}"
@@ -52,7 +52,7 @@ def _postgres_database() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """One PostgreSQL database for a module's long-lived stack (see tests/integration)."""
-    with _postgres_database() as url:
+    with postgres_database() as url:
         yield url
 
 
@@ -62,7 +62,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    with _postgres_database() as url:
+    with postgres_database() as url:
         yield url
 
 

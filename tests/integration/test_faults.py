@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from service.models import Comment, CommentStatus, Decision
+from tests.conftest import POSTGRES_ADMIN_URL, postgres_database
 from tests.integration.stack import Stack, comment, wait_until
 from tests.integration.texts import CIVIL, TOXIC
 
@@ -138,3 +140,30 @@ def test_two_workers_share_the_queue_and_decide_each_comment_once(
         assert "Task moderation.score_comment" in stack.log("worker-2"), "both workers worked"
     finally:
         stack.stop()
+
+
+def test_database_down_is_a_503_with_retry_after_and_the_error_body(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with postgres_database() as url:
+        stack = Stack(tmp_path_factory.mktemp("db-down"), url).start()
+        try:
+            with stack.client() as client:
+                assert client.post("/v1/comments", json=comment("db-1", "Hi.")).status_code == 202
+            if stack.engine is not None:
+                stack.engine.dispose()
+            admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                name = make_url(url).database
+                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            admin.dispose()
+            with stack.client() as client:
+                response = client.post("/v1/comments", json=comment("db-2", "Hello."))
+                ready = client.get("/readyz")
+        finally:
+            stack.stop()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert response.json()["error"] == "unavailable"
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"].startswith("error")
