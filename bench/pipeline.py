@@ -133,13 +133,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1/test")
+    parser.add_argument("--pipelines", default="noop,score", help="comma-separated: noop,score")
     parser.add_argument("--open-loop-seconds", type=float, default=10.0)
     args = parser.parse_args()
 
     results: dict[str, dict[str, float]] = {}
     memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
-        for mode in ("noop", "score"):
+        for mode in args.pipelines.split(","):
             stack = _run(mode, args, Path(tmp))
             try:
                 results[mode] = asyncio.run(closed_loop(stack, args.comments, args.concurrency))
@@ -156,8 +157,11 @@ def main() -> None:
     print(f"{'pipeline':<12}{'decisions/s':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
     for name, r in results.items():
         print(f"{name:<12}{r['rate']:>12.0f}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}")
-    print("RSS after the run: " + ", ".join(f"{n} {mb:.0f} MB" for n, mb in memory.items()))
-    print(f"throughput ratio score/noop: {results['score']['rate'] / results['noop']['rate']:.2f}")
+    if memory:
+        print("RSS after the run: " + ", ".join(f"{n} {mb:.0f} MB" for n, mb in memory.items()))
+    if "score" in results and "noop" in results:
+        ratio = results["score"]["rate"] / results["noop"]["rate"]
+        print(f"throughput ratio score/noop: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -75,11 +75,7 @@ def submit_comment(
         raise InvalidInput(
             f"text is {len(payload.text)} characters; the limit is {max_text_chars}", field="text"
         )
-    existing = get_comment_by_external_id(session, site_id, payload.external_id, missing_ok=True)
-    if existing is not None:
-        _same_submission(existing, payload)
-        return Submitted(existing, created=False)
-
+    # Insert first and look for an earlier copy only on conflict: retries are the rare case.
     author_id = _author_id(session, site_id, payload.author_id)
     now = utcnow()
     values = {
@@ -100,12 +96,15 @@ def submit_comment(
         _insert(session, Comment)
         .values(values)
         .on_conflict_do_nothing(index_elements=["site_id", "external_id"])
-    )
-    if inserted.rowcount == 0:  # the same post raced us and won
+        .returning(Comment.id)  # no row back means another comment holds the external id
+    ).scalar_one_or_none()
+    if inserted is None:
         existing = get_comment_by_external_id(session, site_id, payload.external_id)
         _same_submission(existing, payload)
         return Submitted(existing, created=False)
-    comment = session.get_one(Comment, values["id"])
+    # The row is exactly these values: describe it without reading it back.
+    comment = Comment(**{k: v for k, v in values.items() if k != "metadata"})
+    comment.extra = payload.metadata
     return Submitted(comment, created=True)
 
 
