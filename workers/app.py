@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -17,13 +19,30 @@ from service.queue import SWEEP_PENDING, celery_config, redis_url
 from service.scoring import ModelScorer, load_scorer
 from service.settings import Settings, get_settings
 
-__all__ = ["Resources", "app", "resources"]
+__all__ = ["RecentIds", "Resources", "app", "resources"]
 
 log = structlog.get_logger(__name__)
 
 app = Celery("moderation", include=["workers.tasks"])
 # A promise: settings are read when the worker configures itself, not when this is imported.
 app.add_defaults(lambda: celery_config(get_settings()))
+
+
+class RecentIds:
+    """A bounded set of the ids this process decided lately (oldest forgotten first)."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._ids
+
+    def update(self, ids: Iterable[str]) -> None:
+        for item in ids:
+            self._ids[item] = None
+        while len(self._ids) > self._size:
+            self._ids.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,8 @@ class Resources:
     scorer: ModelScorer
     redis: redis.Redis
     pid: int
+    # Comments decided in another task's batch: their own task can end without a query.
+    decided_here: RecentIds = field(default_factory=RecentIds)
 
 
 _resources: Resources | None = None

@@ -30,6 +30,8 @@ log = structlog.get_logger(__name__)
 )
 def score_comment(comment_id: str) -> None:
     res = resources()
+    if comment_id in res.decided_here:  # a decision never goes back to pending
+        return
     with session_scope(res.sessions) as session:
         decided = decide_pending(
             session,
@@ -38,6 +40,7 @@ def score_comment(comment_id: str) -> None:
             batch_size=res.settings.score_batch_size,
             default_thresholds=res.settings.thresholds,
         )
+    res.decided_here.update(d.comment_id for d in decided)
     _publish(res.redis, [decided_message(d) for d in decided])
 
 
