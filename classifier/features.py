@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain
 
 import numpy as np
@@ -58,6 +58,23 @@ def _csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.csr
     row_of = unique // n_cols
     indptr = np.searchsorted(row_of, np.arange(n_rows + 1))
     return sp.csr_matrix((counts, unique - row_of * n_cols, indptr), shape=(n_rows, n_cols))
+
+
+def _rolling_codes(
+    ids: np.ndarray, base: int, ngram_range: tuple[int, int]
+) -> Iterator[tuple[int, np.ndarray]]:
+    """For each n in range, the integer code of every n-long window of `ids` (base-`base` digits).
+
+    Each length extends the previous one's codes by one digit, so all lengths cost one pass each.
+    """
+    code = np.zeros(len(ids), dtype=np.int64)
+    for n in range(1, ngram_range[1] + 1):
+        m = len(ids) - n + 1
+        if m <= 0:
+            return
+        code = code[:m] + ids[n - 1 : n - 1 + m] * base ** (n - 1)
+        if n >= ngram_range[0]:
+            yield n, code
 
 
 class _CodeTable:
@@ -182,14 +199,8 @@ class WordNgramFeaturizer:
         doc_of = np.repeat(np.arange(len(texts)), lengths)
         bad = np.concatenate(([0], np.cumsum(ids == unknown)))
         docs, features = [], []
-        code = np.zeros(len(ids), dtype=np.int64)
-        for n in range(1, self.ngram_range[1] + 1):
-            m = len(ids) - n + 1
-            if m <= 0:
-                break
-            code = code[:m] + ids[n - 1 : n - 1 + m] * self._base ** (n - 1)
-            if n < self.ngram_range[0]:
-                continue
+        for n, code in _rolling_codes(ids, self._base, self.ngram_range):
+            m = len(code)
             i = np.arange(m)
             valid = (bad[i + n] == bad[i]) & (doc_of[:m] == doc_of[n - 1 : n - 1 + m])
             found = self._table.get(code[valid])
@@ -251,14 +262,8 @@ class CharNgramFeaturizer:
         space = ids == self._space
         spaces = np.concatenate(([0], np.cumsum(space)))
         out_codes, out_positions, out_lengths = [], [], []
-        code = np.zeros(len(ids), dtype=np.int64)
-        for n in range(1, self.ngram_range[1] + 1):
-            m = len(ids) - n + 1
-            if m <= 0:
-                break
-            code = code[:m] + ids[n - 1 : n - 1 + m] * self._base ** (n - 1)
-            if n < self.ngram_range[0]:
-                continue
+        for n, code in _rolling_codes(ids, self._base, self.ngram_range):
+            m = len(code)
             # No separator or unknown char inside, and spaces only at the two ends.
             valid = (bad[n : n + m] == bad[:m]) & (spaces[n - 1 : n - 1 + m] == spaces[1 : 1 + m])
             if n == 2:
