@@ -1,4 +1,9 @@
-"""Decide pending comments: score them, apply the site policy, store the decision once."""
+"""Decide pending comments: score them, apply the site policy, store the decision once.
+
+A comment reliably detected to be in a language other than English is not scored: the model
+would judge it as garbled English. Its decision stores empty scores and the reason
+`unsupported_language`, and the site's policy says whether it is held or approved.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,16 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from service.language import UNDETERMINED, LanguageGuess, detect_language
 from service.models import Comment, CommentStatus, Decision, Site, utcnow
-from service.policy import Policy, Verdict, apply_policy, policy_for_site
+from service.policy import (
+    LanguageAction,
+    Policy,
+    Verdict,
+    apply_policy,
+    language_verdict,
+    policy_for_site,
+)
 
 __all__ = [
     "Decided",
@@ -111,6 +124,15 @@ def _probabilities(scorer: Scorer, texts: list[str]) -> list[np.ndarray | None]:
     return rows
 
 
+def _language(text: str) -> LanguageGuess:
+    """The comment's language; if detection fails, the comment is scored as English."""
+    try:
+        return detect_language(text)
+    except Exception:
+        log.exception("language_detection_failed")
+        return UNDETERMINED
+
+
 def _verdict(
     scorer: Scorer, text: str, row: np.ndarray | None, policy: Policy
 ) -> tuple[dict[str, float], Verdict]:
@@ -133,8 +155,12 @@ def decide_comments(
     scorer: Scorer,
     *,
     default_thresholds: Mapping[str, float],
+    unsupported_language: LanguageAction = "hold",
 ) -> list[Decided]:
     """Decide those of `comment_ids` that are still pending; the others are left alone.
+
+    `unsupported_language` is the deployment's action for comments in a language the model
+    does not know (`Settings.unsupported_language`); a site's policy may override it.
 
     Safe to run twice and concurrently: the status moves from pending only once (a guarded
     UPDATE), and the unique decision per comment backs that up.
@@ -148,13 +174,27 @@ def decide_comments(
     ).all()
     if not rows:
         return []
+    policies = [
+        policy_for_site(
+            default_thresholds, site_policy or {}, unsupported_language=unsupported_language
+        )
+        for _, site_policy in rows
+    ]
     # Everything slow happens before the first write: on SQLite the first UPDATE takes the
     # database's only write lock, and intake must not wait behind the model.
-    probabilities = _probabilities(scorer, [comment.text for comment, _ in rows])
-    verdicts = [
-        _verdict(scorer, comment.text, row, policy_for_site(default_thresholds, site_policy or {}))
-        for (comment, site_policy), row in zip(rows, probabilities, strict=True)
+    routed = [
+        language_verdict(policy, _language(comment.text))
+        for (comment, _), policy in zip(rows, policies, strict=True)
     ]
+    scored = [i for i, verdict in enumerate(routed) if verdict is None]
+    rows_scored = _probabilities(scorer, [rows[i][0].text for i in scored]) if scored else []
+    probabilities = dict(zip(scored, rows_scored, strict=True))
+    verdicts: list[tuple[dict[str, float], Verdict]] = []
+    for i, ((comment, _), policy, verdict) in enumerate(zip(rows, policies, routed, strict=True)):
+        if verdict is not None:  # another language: English scores would mean nothing
+            verdicts.append(({}, verdict))
+        else:
+            verdicts.append(_verdict(scorer, comment.text, probabilities[i], policy))
     now = utcnow()
     decided: list[Decided] = []
     for (comment, _), (scores, verdict) in zip(rows, verdicts, strict=True):
@@ -201,7 +241,14 @@ def decide_pending(
     *,
     batch_size: int,
     default_thresholds: Mapping[str, float],
+    unsupported_language: LanguageAction = "hold",
 ) -> list[Decided]:
     """Decide a comment, and with it up to `batch_size - 1` other pending ones."""
     ids = pending_batch(session, comment_id, limit=batch_size)
-    return decide_comments(session, ids, scorer, default_thresholds=default_thresholds)
+    return decide_comments(
+        session,
+        ids,
+        scorer,
+        default_thresholds=default_thresholds,
+        unsupported_language=unsupported_language,
+    )

@@ -1,19 +1,42 @@
-"""Site policy: turn per-attribute scores into approve or hold, with machine-readable reasons."""
+"""Site policy: turn per-attribute scores into approve or hold, with machine-readable reasons.
+
+The model knows English only. A comment reliably detected to be in another language is not
+judged by its scores: `language_verdict` holds it (or approves it, if the site's policy key
+`"unsupported_language"` or the deployment's `MODERATION_UNSUPPORTED_LANGUAGE` says
+`"approve"`) with the reason `{"code": "unsupported_language", "language", "confidence"}`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-__all__ = ["Policy", "Verdict", "apply_policy", "policy_for_site"]
+from service.language import ENGLISH, LanguageGuess
+
+__all__ = [
+    "LanguageAction",
+    "Policy",
+    "Verdict",
+    "apply_policy",
+    "language_verdict",
+    "policy_for_site",
+]
+
+LanguageAction = Literal["hold", "approve"]
+SUPPORTED_LANGUAGES = frozenset({ENGLISH})
 
 
 @dataclass(frozen=True)
 class Policy:
-    """Hold when any attribute's score is at or above its threshold."""
+    """Hold when any attribute's score is at or above its threshold.
+
+    `unsupported_language` says what happens to a comment in a language the model does not
+    know: "hold" it for a moderator (the default) or "approve" it unscored.
+    """
 
     thresholds: Mapping[str, float]
+    unsupported_language: LanguageAction = "hold"
 
 
 @dataclass(frozen=True)
@@ -26,11 +49,36 @@ class Verdict:
         return {"approve": "approved", "hold": "held", "reject": "rejected"}[self.action]
 
 
-def policy_for_site(defaults: Mapping[str, float], site_policy: Mapping[str, Any]) -> Policy:
-    """The deployment's default thresholds with the site's own overrides on top."""
+def policy_for_site(
+    defaults: Mapping[str, float],
+    site_policy: Mapping[str, Any],
+    *,
+    unsupported_language: LanguageAction = "hold",
+) -> Policy:
+    """The deployment's defaults (thresholds, unsupported-language action) with the site's own
+    overrides on top. An unknown unsupported-language action holds: a typo must not publish."""
     thresholds = dict(defaults)
     thresholds.update(site_policy.get("thresholds") or {})
-    return Policy(thresholds=thresholds)
+    action = site_policy.get("unsupported_language", unsupported_language)
+    if action not in get_args(LanguageAction):
+        action = "hold"
+    return Policy(thresholds=thresholds, unsupported_language=action)
+
+
+def language_verdict(policy: Policy, guess: LanguageGuess) -> Verdict | None:
+    """The verdict for a comment the model cannot judge, or None when it should be scored.
+
+    Only a reliable guess of another language counts: short, mixed and undetermined texts are
+    scored as English.
+    """
+    if not guess.reliable or guess.language is None or guess.language in SUPPORTED_LANGUAGES:
+        return None
+    reason = {
+        "code": "unsupported_language",
+        "language": guess.language,
+        "confidence": round(guess.confidence, 4),
+    }
+    return Verdict(policy.unsupported_language, [reason])
 
 
 def apply_policy(policy: Policy, scores: Mapping[str, float]) -> Verdict:

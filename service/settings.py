@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     thresholds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    # What happens to a comment reliably detected to be in a language other than English (the
+    # model's only one): "hold" it for a moderator or "approve" it unscored. A site's policy
+    # key "unsupported_language" overrides it.
+    unsupported_language: Literal["hold", "approve"] = "hold"
 
     # A comment still pending after this long is assumed lost in transit and enqueued again.
     stale_pending_seconds: float = Field(default=60.0, gt=0)

@@ -14,6 +14,7 @@ from celery import Celery, signals
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import make_engine, make_session_factory
+from service.language import load_detector
 from service.logs import configure_logging
 from service.queue import SWEEP_PENDING, celery_config, redis_url
 from service.scoring import ModelScorer, load_scorer
@@ -71,6 +72,7 @@ def resources() -> Resources:
             redis=redis.Redis.from_url(redis_url(settings), socket_timeout=5),
             pid=os.getpid(),
         )
+        load_detector()  # the language model too, so the first comment does not pay for it
         log.info("worker_resources_ready", model_version=_resources.scorer.version)
     return _resources
 

@@ -39,6 +39,7 @@ def score_comment(comment_id: str) -> None:
             res.scorer,
             batch_size=res.settings.score_batch_size,
             default_thresholds=res.settings.thresholds,
+            unsupported_language=res.settings.unsupported_language,
         )
     res.decided_here.update(d.comment_id for d in decided)
     _publish(res.redis, [decided_message(d) for d in decided])

@@ -93,6 +93,18 @@ def test_held_comment_reasons_name_attribute_threshold_and_spans(stack: Stack) -
     assert any(s["text"].lower() in {"stupid", "idiot", "stupid idiot"} for s in spans)
 
 
+def test_comment_in_another_language_is_held_unscored_by_the_worker(stack: Stack) -> None:
+    with stack.client() as client:
+        body = client.post(
+            "/v1/comments?wait_ms=5000",
+            json=comment("lang-1", "Ich bin völlig anderer Meinung als der Minister."),
+        ).json()
+    assert body["status"] == "held"
+    reason = body["decision"]["reasons"][0]
+    assert reason["code"] == "unsupported_language"
+    assert reason["language"] == "de"
+
+
 def test_same_external_id_twice_returns_the_first_comment_scored_once(stack: Stack) -> None:
     payload = comment("dup-1", "I hope the talks succeed.")
     with stack.client() as client:

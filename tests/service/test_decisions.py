@@ -130,3 +130,74 @@ def test_a_comment_the_model_cannot_score_is_held_and_spares_its_batch(
         held = get_comment(session, site_id, bad)
         assert held.decision is not None
         assert held.decision.reasons[0]["code"] == "scoring_error"
+
+
+GERMAN = "Ich bin v\u00f6llig anderer Meinung als der Minister."
+RUSSIAN = "\u042f \u043d\u0435 \u0441\u043e\u0433\u043b\u0430\u0441\u0435\u043d."
+
+
+def test_a_comment_in_another_language_is_held_unscored_with_its_language(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id, (german, rude, short) = _submit(sessions, GERMAN, "you idiot", "Danke!")
+    model = WordModel()
+    with session_scope(sessions) as session:
+        decided = decide_comments(
+            session, [german, rude, short], model, default_thresholds=THRESHOLDS
+        )
+    assert {d.comment_id: d.status for d in decided} == {
+        german: "held",
+        rude: "held",
+        short: "approved",
+    }
+    assert model.batches == [2], "only the English and the undetermined text are scored"
+    with session_scope(sessions) as session:
+        held = get_comment(session, site_id, german)
+        assert held.decision is not None
+        assert held.decision.scores == {}
+        [reason] = held.decision.reasons
+        assert reason["code"] == "unsupported_language"
+        assert reason["language"] == "de"
+        assert 0.6 <= reason["confidence"] <= 1.0
+
+
+def test_a_batch_in_other_languages_makes_no_model_call(sessions: sessionmaker[Session]) -> None:
+    _, ids = _submit(sessions, GERMAN, RUSSIAN)
+    model = WordModel()
+    with session_scope(sessions) as session:
+        decided = decide_comments(session, ids, model, default_thresholds=THRESHOLDS)
+    assert [d.status for d in decided] == ["held", "held"]
+    assert model.batches == []
+
+
+def test_a_site_policy_can_approve_other_languages(sessions: sessionmaker[Session]) -> None:
+    with session_scope(sessions) as session:
+        get_or_create_site(session, "news").policy = {"unsupported_language": "approve"}
+    _, (german,) = _submit(sessions, GERMAN)
+    with session_scope(sessions) as session:
+        # The site's choice wins over the deployment's.
+        decided = decide_comments(
+            session,
+            [german],
+            WordModel(),
+            default_thresholds=THRESHOLDS,
+            unsupported_language="hold",
+        )
+    assert decided[0].status == "approved"
+    assert decided[0].decision.reasons[0]["code"] == "unsupported_language"
+
+
+def test_the_deployment_default_can_approve_other_languages(
+    sessions: sessionmaker[Session],
+) -> None:
+    _, ids = _submit(sessions, GERMAN)
+    with session_scope(sessions) as session:
+        decided = decide_pending(
+            session,
+            ids[0],
+            WordModel(),
+            batch_size=4,
+            default_thresholds=THRESHOLDS,
+            unsupported_language="approve",
+        )
+    assert [d.status for d in decided] == ["approved"]

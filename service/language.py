@@ -1,0 +1,150 @@
+"""Which language a comment is in, cautiously: only a clear non-English text is routed away.
+
+The detector is py3langid (a naive Bayes model over byte n-grams, 4.5 MB, shipped inside the
+package as numpy arrays: nothing is downloaded and nothing is unpickled). It is loaded once per
+process, on first use, and takes about 0.03 ms per comment.
+
+A guess is `reliable` only when acting on it cannot hurt an English comment:
+- links, @mentions, e-mail addresses, markup and digits are removed first; what remains must
+  hold enough letters (`MIN_LETTERS`) and, in Latin script, enough words (`MIN_WORDS`), so
+  "ok", "lol", "+1", emoji, numbers and a bare URL are undetermined;
+- in Latin script the detector must be confident (`MIN_CONFIDENCE`) and the text must hold no
+  English-only word ("the", "you", ...), so English with a foreign name or phrase ("Merci for
+  the article", "As the French say, c'est la vie") or with typos stays English;
+- text mostly in another script (Cyrillic, Greek, CJK, ...) is not English whatever the
+  detector's confidence, unless each of its non-Latin letters is a Latin look-alike ("you are
+  an idiot" typed in Cyrillic look-alikes): that is obfuscated English, judged folded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from classifier.normalize import CONFUSABLES
+
+__all__ = ["ENGLISH", "LanguageGuess", "detect_language", "load_detector"]
+
+ENGLISH = "en"
+MIN_LETTERS = 12
+MIN_WORDS = 3
+MIN_CONFIDENCE = 0.6
+MIN_LETTERS_OTHER_SCRIPT = 4
+MAX_CHARS = 2000
+# Labels that are English for our purposes: English-based creoles and Scots are confused with
+# English on short texts ("Putin said 'nyet' to Zelensky" comes out as Nigerian Pidgin).
+_ENGLISH_LIKE = frozenset({"en", "pcm", "sco", "jam", "tpi", "bi"})
+_NOT_A_LANGUAGE = frozenset({"zxx", "und"})
+
+_NOISE = re.compile(
+    r"(?:https?://|ftp://|www\.)\S+"  # links
+    r"|\S+@\S+\.\w+"  # e-mail addresses
+    r"|@\w+"  # mentions
+    r"|<[^<>]*>"  # markup
+    r"|&#?\w+;"  # entities
+    r"|[\d_]+",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W\d_]{2,}")
+# Words that are English and no word of another Latin-script language: one of them makes a
+# text mixed ("As the French say, c'est la vie"), and a mixed text is scored as English.
+_ENGLISH_ONLY = frozenset(
+    [
+        "the",
+        "and",
+        "you",
+        "your",
+        "with",
+        "this",
+        "that",
+        "what",
+        "they",
+        "are",
+        "were",
+        "would",
+        "should",
+        "could",
+        "about",
+        "which",
+        "their",
+        "there",
+        "these",
+        "those",
+        "from",
+        "have",
+        "been",
+        "said",
+        "says",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    """`language` is an ISO 639 code (None: undetermined); act on it only when `reliable`."""
+
+    language: str | None
+    confidence: float
+    reliable: bool
+
+    @property
+    def is_english(self) -> bool:
+        return self.language is None or self.language == ENGLISH or not self.reliable
+
+
+UNDETERMINED = LanguageGuess(None, 0.0, False)
+
+
+@lru_cache(maxsize=1)
+def load_detector() -> Any:
+    """The process's detector, loaded on first use (about 0.5 s); call it early to warm up."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier  # type: ignore[import-untyped]
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def _is_latin(char: str) -> bool:
+    code = ord(char)
+    return code < 0x250 or 0x1E00 <= code < 0x1F00 or 0xFF21 <= code < 0xFF5B
+
+
+def detect_language(text: str) -> LanguageGuess:
+    """Guess the language of one comment; short, mixed or odd texts come out unreliable."""
+    # The first few thousand characters say which language a comment is in.
+    cleaned = " ".join(_NOISE.sub(" ", text[:MAX_CHARS]).split())
+    letters = [c for c in cleaned if c.isalpha()]
+    if not letters:
+        return UNDETERMINED
+    foreign = [c for c in letters if not _is_latin(c)]
+    if foreign and all(c.lower() in CONFUSABLES for c in foreign):
+        # Every non-Latin letter passes for a Latin one: English in disguise, judged unfolded
+        # it would be routed away and never scored.
+        cleaned = "".join(CONFUSABLES.get(c, c) for c in cleaned.lower())
+        foreign = []
+    other_script = len(foreign) * 2 > len(letters)
+    detector = load_detector()
+    language, confidence = detector.classify(cleaned)
+    language, confidence = str(language), float(confidence)
+    if other_script:
+        if language in _ENGLISH_LIKE or language in _NOT_A_LANGUAGE:
+            # English is not written in this script: take the best guess that is not English.
+            ranked = detector.rank(cleaned)
+            language, confidence = next(
+                (str(code), float(p))
+                for code, p in ranked
+                if code not in _ENGLISH_LIKE and code not in _NOT_A_LANGUAGE
+            )
+        return LanguageGuess(
+            language, round(confidence, 4), len(letters) >= MIN_LETTERS_OTHER_SCRIPT
+        )
+    if language in _NOT_A_LANGUAGE:
+        return LanguageGuess(None, round(confidence, 4), False)
+    if language in _ENGLISH_LIKE:
+        language = ENGLISH
+    words = _WORD.findall(cleaned)
+    enough = len(letters) >= MIN_LETTERS and len(words) >= MIN_WORDS
+    mixed = language != ENGLISH and any(w.lower() in _ENGLISH_ONLY for w in words)
+    reliable = enough and not mixed and confidence >= MIN_CONFIDENCE
+    return LanguageGuess(language, round(confidence, 4), reliable)
