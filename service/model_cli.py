@@ -1,8 +1,9 @@
-"""Model commands of the `moderation` CLI: train, evaluate, score, score-file."""
+"""Model commands of the `moderation` CLI: train, evaluate, calibrate, score, score-file."""
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +27,9 @@ from classifier import (
     train,
 )
 from classifier.data import open_text
+from classifier.fairness import BiasReport, identity_bias
+from classifier.report import write_report
+from classifier.thresholds import combined_hold, propose_thresholds
 
 __all__ = ["register"]
 
@@ -59,8 +63,8 @@ def _fmt(value: Any) -> str:
 
 def _table(title: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=title)
-    for header in rows[0] if rows else ["(no rows)"]:
-        table.add_column(str(header), justify="left" if header == "attribute" else "right")
+    for i, header in enumerate(rows[0] if rows else ["(no rows)"]):
+        table.add_column(str(header), justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*(_fmt(v) for v in row.values()))
     return table
@@ -121,20 +125,173 @@ def train_command(
     console.print(f"trained in {report['training_seconds']:.1f} s; wrote {out} ({model.version})")
 
 
+def _service_thresholds() -> dict[str, float]:
+    # Imported here: the settings pull in pydantic-settings, which only these commands need.
+    from service.settings import get_settings
+
+    return dict(get_settings().thresholds)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _bias_table(report: BiasReport) -> Table:
+    over = set(report.over_limit())
+    table = Table(
+        title=f"identity bias — {report.attribute} >= {report.threshold:g} "
+        f"({report.n_sentences} template sentences)"
+    )
+    has_hold = bool(report.rows) and "hold_rate" in report.rows[0]
+    headers = ["identity", "group", "neutral FPR", *(["held (any)"] if has_hold else [])]
+    headers += ["max neutral", "subgroup AUC", "BPSN AUC", "BNSP AUC"]
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("identity", "group") else "right")
+    for row in report.rows:
+        name = f"[bold red]{row['identity']} ![/]" if row["identity"] in over else row["identity"]
+        cells = [name, row["group"], _percent(row["fpr"])]
+        if has_hold:
+            cells.append(_percent(row["hold_rate"]))
+        cells += [f"{row['neutral_max']:.3f}"]
+        cells += [_fmt(row[k]) for k in ("subgroup_auc", "bpsn_auc", "bnsp_auc")]
+        table.add_row(*cells)
+    return table
+
+
+def _print_bias(console: Console, model: ToxicityModel, threshold: float | None) -> None:
+    """Identity-template bias table, the Jigsaw summary and the identities over the limit."""
+    if threshold is None:
+        hold = _service_thresholds()
+        threshold = hold["toxic"]
+    else:
+        hold = dict.fromkeys(ATTRIBUTES, threshold)
+    report = identity_bias(model, threshold=threshold, hold_thresholds=hold)
+    console.print(_bias_table(report))
+    summary = [{"summary": k, "value": v} for k, v in report.summary().items()]
+    console.print(_table(f"bias summary — {model.version}", summary))
+    over = report.over_limit()
+    limit = f"{100 * report.max_fpr:g}%"
+    if over:
+        worst = ", ".join(
+            f"{r['identity']} ({_percent(max(r['fpr'], r.get('hold_rate') or 0.0))})"
+            for r in report.rows
+            if r["identity"] in over
+        )
+        console.print(
+            f"[bold red]{len(over)} of {len(report.rows)} identities exceed {limit} false "
+            f"positives on neutral sentences:[/] {worst}",
+            highlight=False,
+        )
+    else:
+        console.print(f"[green]no identity exceeds {limit} false positives on neutral sentences")
+
+
 def evaluate_command(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Labelled CSV(.gz) with comment_text.")
+    ] = None,
+    model_dir: ModelOption = None,
+    bias: Annotated[
+        bool, typer.Option("--bias", help="Identity-term bias table (FPR, subgroup/BPSN/BNSP AUC).")
+    ] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            min=0.0,
+            max=1.0,
+            help="Hold threshold for --bias, for every attribute (default: the service's).",
+        ),
+    ] = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write an HTML report with PNG plots to this folder."),
+    ] = None,
+) -> None:
+    """Per-attribute ROC-AUC / PR-AUC and hold rate / recall by threshold on a labelled file;
+    with --bias, the identity-term bias table; with --report, an HTML report."""
+    if data is None and not bias:
+        raise _fail("give --data FILE, --bias, or both")
+    if report_dir is not None and data is None:
+        raise _fail("--report needs --data FILE")
+    corpus = None
+    if data is not None:
+        try:
+            corpus = load_corpus(data)
+        except DataError as exc:
+            raise _fail(str(exc)) from exc
+    model = _load(model_dir)
+    console = Console()
+    if corpus is not None and data is not None:
+        proba = model.predict_proba(corpus.texts)
+        metrics = attribute_metrics(corpus.labels, proba)
+        console.print(_table(f"{data.name} — {model.version}", metrics))
+        console.print(_threshold_grid(threshold_table(corpus.labels, proba)))
+        if report_dir is not None:
+            index = write_report(
+                corpus.labels,
+                proba,
+                report_dir,
+                title=f"{data.name} — {model.version}",
+                thresholds=_service_thresholds(),
+                notes=[f"{len(corpus)} comments from {data.name}; model {model.version}."],
+            )
+            console.print(f"wrote {index}")
+    if bias:
+        _print_bias(console, model, threshold)
+
+
+def calibrate_command(
     data: Annotated[Path, typer.Option("--data", help="Labelled CSV(.gz) with comment_text.")],
+    target_recall: Annotated[
+        float | None,
+        typer.Option("--target-recall", help="Per attribute: highest threshold with recall >= R."),
+    ] = None,
+    max_hold_rate: Annotated[
+        float | None,
+        typer.Option("--max-hold-rate", help="Per attribute: lowest threshold holding <= H."),
+    ] = None,
     model_dir: ModelOption = None,
 ) -> None:
-    """Per-attribute ROC-AUC / PR-AUC and hold rate / recall by threshold on a labelled file."""
+    """Propose per-attribute hold thresholds from a target recall or a maximum hold rate."""
+    if (target_recall is None) == (max_hold_rate is None):
+        raise _fail("give exactly one of --target-recall R and --max-hold-rate H")
+    goal_name = "--target-recall" if target_recall is not None else "--max-hold-rate"
+    goal = target_recall if target_recall is not None else max_hold_rate
+    if goal is None or not 0.0 < goal <= 1.0:
+        raise _fail(f"{goal_name} must be in (0, 1], got {goal}")
     try:
         corpus = load_corpus(data)
     except DataError as exc:
         raise _fail(str(exc)) from exc
     model = _load(model_dir)
     proba = model.predict_proba(corpus.texts)
+    proposed = propose_thresholds(
+        corpus.labels, proba, target_recall=target_recall, max_hold_rate=max_hold_rate
+    )
+    chosen = {k: v["threshold"] for k, v in proposed.items() if v["threshold"] is not None}
+    if not chosen:
+        raise _fail(f"no threshold meets {goal_name} {goal:g} on {data.name}")
     console = Console()
-    console.print(_table(f"{data.name} — {model.version}", attribute_metrics(corpus.labels, proba)))
-    console.print(_threshold_grid(threshold_table(corpus.labels, proba)))
+    rows = [
+        {"attribute": k, **{c: v[c] for c in ("n", "positives", "rule", "threshold")}}
+        | {c: v[c] for c in ("hold_rate", "recall", "precision")}
+        for k, v in proposed.items()
+    ]
+    console.print(_table(f"proposed thresholds — {data.name} — {model.version}", rows))
+    together = [{"thresholds": "proposed, together", **combined_hold(corpus.labels, proba, chosen)}]
+    others = [a for a in ATTRIBUTES if a not in chosen]
+    if others:
+        current = {**_service_thresholds(), **chosen}
+        together.append(
+            {
+                "thresholds": f"proposed + current for {', '.join(others)}",
+                **combined_hold(corpus.labels, proba, current),
+            }
+        )
+    console.print(_table("held when any attribute crosses", together))
+    # Plain echo: rich would wrap or restyle a line meant to be pasted into a shell.
+    typer.echo(f"MODERATION_THRESHOLDS='{json.dumps(chosen)}'")
 
 
 def score_command(
@@ -201,5 +358,6 @@ def register(app: typer.Typer) -> None:
     """Add the model commands to `app` (the `moderation` CLI)."""
     app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
+    app.command("calibrate")(calibrate_command)
     app.command("score")(score_command)
     app.command("score-file")(score_file_command)

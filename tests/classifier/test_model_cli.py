@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,113 @@ def test_train_with_missing_data_dir_exits_2(
     )
     assert result.exit_code == 2
     assert "data directory not found" in result.stderr
+
+
+def test_evaluate_without_data_or_bias_exits_2(app: typer.Typer, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["evaluate"])
+    assert result.exit_code == 2 and "--bias" in result.stderr
+
+
+def test_evaluate_bias_prints_identity_table_summary_and_offenders(
+    app: typer.Typer, runner: CliRunner, model_dir: Path
+) -> None:
+    result = runner.invoke(
+        app, ["evaluate", "--bias", "--model", str(model_dir)], env={"COLUMNS": "160"}
+    )
+    assert result.exit_code == 0, result.output
+    for text in ("identity bias", "Muslim", "Ukrainian", "BPSN AUC", "final_bias_score"):
+        assert text in result.output
+    assert "toxic >= 0.2" in result.output  # the service's default threshold
+    assert "false positives on neutral sentences" in result.output
+    lenient = runner.invoke(
+        app,
+        ["evaluate", "--bias", "--threshold", "1.0", "--model", str(model_dir)],
+        env={"COLUMNS": "160"},
+    )
+    assert lenient.exit_code == 0, lenient.output
+    assert "no identity exceeds 5%" in lenient.output
+
+
+def test_evaluate_report_writes_html_and_plots_and_keeps_the_tables(
+    app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    data = _write_csv(tmp_path / "eval.csv", ["id", "comment_text", *ATTRIBUTES], LABELLED)
+    out = tmp_path / "report"
+    result = runner.invoke(
+        app, ["evaluate", "--data", str(data), "--model", str(model_dir), "--report", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "roc_auc" in result.output and "hold rate / recall" in result.output
+    assert (out / "index.html").stat().st_size > 0
+    for stem in ("roc", "pr", "calibration", "histogram", "tradeoff"):
+        assert (out / f"toxic_{stem}.png").stat().st_size > 0
+    no_data = runner.invoke(app, ["evaluate", "--bias", "--report", str(out)])
+    assert no_data.exit_code == 2 and "--report needs --data" in no_data.stderr
+
+
+def test_calibrate_prints_thresholds_rates_and_a_settings_line(
+    app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    data = _write_csv(tmp_path / "eval.csv", ["id", "comment_text", *ATTRIBUTES], LABELLED)
+    # obscene, threat and identity_hate are labelled without positives: no recall target.
+    for goal, attributes in (
+        (["--target-recall", "1.0"], {"toxic", "insult"}),
+        (["--max-hold-rate", "0.5"], {"toxic", "obscene", "threat", "insult", "identity_hate"}),
+    ):
+        result = runner.invoke(
+            app,
+            ["calibrate", "--data", str(data), *goal, "--model", str(model_dir)],
+            env={"COLUMNS": "160"},
+        )
+        assert result.exit_code == 0, result.output
+        assert "hold_rate" in result.output and "recall" in result.output
+        assert "proposed, together" in result.output
+        line = next(x for x in result.output.splitlines() if x.startswith("MODERATION_THRESHOLDS="))
+        proposed = json.loads(line.split("=", 1)[1].strip("'"))
+        assert set(proposed) == attributes
+        assert all(0.0 <= v <= 1.0 for v in proposed.values())
+    # Both toxic rows score far above both clean ones, so recall 1.0 holds exactly half.
+    strict = runner.invoke(
+        app, ["calibrate", "--data", str(data), "--target-recall", "1", "--model", str(model_dir)]
+    )
+    assert "0.5000" in strict.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "exactly one of"),
+        (["--target-recall", "0.9", "--max-hold-rate", "0.1"], "exactly one of"),
+        (["--target-recall", "0"], "must be in (0, 1]"),
+        (["--target-recall", "1.5"], "must be in (0, 1]"),
+        (["--max-hold-rate", "-0.1"], "must be in (0, 1]"),
+    ],
+)
+def test_calibrate_rejects_bad_goals_with_exit_2(
+    app: typer.Typer,
+    runner: CliRunner,
+    model_dir: Path,
+    tmp_path: Path,
+    args: list[str],
+    message: str,
+) -> None:
+    data = _write_csv(tmp_path / "eval.csv", ["id", "comment_text", *ATTRIBUTES], LABELLED)
+    result = runner.invoke(
+        app, ["calibrate", "--data", str(data), *args, "--model", str(model_dir)]
+    )
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_calibrate_rejects_missing_and_unlabelled_files(
+    app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    missing = runner.invoke(
+        app, ["calibrate", "--data", str(tmp_path / "nope.csv"), "--target-recall", "0.9"]
+    )
+    assert missing.exit_code == 2 and "not found" in missing.stderr
+    bare = _write_csv(tmp_path / "bare.csv", ["id", "comment_text"], [["1", "hi"]])
+    unlabelled = runner.invoke(
+        app, ["calibrate", "--data", str(bare), "--max-hold-rate", "0.1", "--model", str(model_dir)]
+    )
+    assert unlabelled.exit_code == 2 and "label columns" in unlabelled.stderr
