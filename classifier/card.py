@@ -50,6 +50,9 @@ def render_card(card: dict[str, Any], *, version: str, sha256: str) -> str:
             lines.append(str(value))
             rec = card.get("recommended_thresholds", {})
             lines += ["", *_table([{"attribute": k, "threshold": v} for k, v in rec.items()])]
+    if card.get("experiments"):
+        lines += ["", "## What was tried (toxic; see classifier/training.py EXPERIMENTS)", ""]
+        lines += _table(card["experiments"])
     if card.get("params"):
         lines += ["", "## Parameters", ""]
         lines += [f"- {k}: `{v}`" for k, v in card["params"].items()]

@@ -7,7 +7,7 @@ import gzip
 import hashlib
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,12 +72,15 @@ def load_corpus(
     attributes: Sequence[str] = ATTRIBUTES,
     keep_columns: Sequence[str] = (),
     require_labels: bool = True,
+    label_columns: Mapping[str, str] | None = None,
 ) -> Corpus:
     """Read a CSV(.gz) corpus; attribute columns it lacks, or cells left empty, become NaN.
 
     Only `attributes` are read as labels (the default is all of ATTRIBUTES); pass a subset to
-    ignore columns whose meaning differs in a given corpus. Raises `DataError` when the file is
-    missing, has no `text_column`, or (with `require_labels`) no attribute column at all.
+    ignore columns whose meaning differs in a given corpus. `label_columns` reads an attribute
+    from a differently named column, e.g. `{"toxic": "offensive"}` for OLID. Raises
+    `DataError` when the file is missing, has no `text_column`, or (with `require_labels`) no
+    attribute column at all.
     """
     path = Path(path)
     if not path.is_file():
@@ -87,7 +90,8 @@ def load_corpus(
         fieldnames = reader.fieldnames or []
         if text_column not in fieldnames:
             raise DataError(f"{path.name}: no column {text_column!r} (columns: {fieldnames})")
-        present = [a for a in attributes if a in fieldnames]
+        source = {a: (label_columns or {}).get(a, a) for a in attributes}
+        present = [a for a in attributes if source[a] in fieldnames]
         if require_labels and not present:
             raise DataError(f"{path.name}: none of the label columns {list(ATTRIBUTES)}")
         missing_keep = [c for c in keep_columns if c not in fieldnames]
@@ -100,7 +104,9 @@ def load_corpus(
         for number, row in enumerate(reader):
             texts.append(row[text_column] or "")
             ids.append(row.get("id") or str(number))
-            rows.append([_parse_label(row[a]) if a in present else np.nan for a in ATTRIBUTES])
+            rows.append(
+                [_parse_label(row[source[a]]) if a in present else np.nan for a in ATTRIBUTES]
+            )
             for column in keep_columns:
                 kept[column].append(row[column])
     labels = np.asarray(rows, dtype=np.float64).reshape(len(texts), len(ATTRIBUTES))

@@ -14,6 +14,16 @@ __all__ = ["CharNgramFeaturizer", "WordNgramFeaturizer", "tfidf_weight"]
 
 WORD_PATTERN = re.compile(r"(?u)\b\w+\b")
 _MAX_ALPHABET = 4000  # keeps base**5 below 2**63 so an n-gram code is exact, never a hash
+
+
+def _alphabet_cap(longest: int) -> int:
+    """The largest alphabet whose base-(size + 2) codes of `longest` chars fit in an int64."""
+    size = min(_MAX_ALPHABET, int((2.0**63) ** (1.0 / longest)) - 2)
+    while size > 1 and float(size + 2) ** longest >= 2.0**63:
+        size -= 1
+    return size
+
+
 _FIT_CHUNK = 4000
 
 
@@ -299,7 +309,7 @@ class CharNgramFeaturizer:
             chars.update(text)
         chars.pop("\x00", None)
         chars[" "] += 1
-        alphabet = sorted(c for c, _ in chars.most_common(_MAX_ALPHABET))
+        alphabet = sorted(c for c, _ in chars.most_common(_alphabet_cap(self.ngram_range[1])))
         self._set_alphabet("".join(alphabet))
         uniques, totals = [], []
         for start in range(0, len(texts), _FIT_CHUNK):
@@ -335,6 +345,16 @@ class CharNgramFeaturizer:
 
     def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Raw n-gram counts of `texts` over the learned vocabulary."""
+        if len(texts) > _FIT_CHUNK:
+            # Every window costs three int64s; chunks keep a training set's windows from
+            # needing gigabytes at once.
+            return sp.vstack(
+                [
+                    self.counts(texts[start : start + _FIT_CHUNK])
+                    for start in range(0, len(texts), _FIT_CHUNK)
+                ],
+                format="csr",
+            )
         codes, positions, _ = self.windows(texts)
         features = self.lookup(codes)
         hit = features >= 0

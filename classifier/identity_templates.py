@@ -71,6 +71,12 @@ EXTRA_AUGMENTATION_IDENTITIES: tuple[Identity, ...] = (
     *(_adjective(t, "religion") for t in ("Sikh", "Buddhist", "Catholic", "Mormon")),
     *(_adjective(t, "nationality") for t in ("Arab", "African", "Indian", "German", "Iranian")),
     *(_adjective(t, "sexual orientation") for t in ("queer", "homosexual", "LGBT")),
+    # The corpora use "gay" as an insult far more than any other term (25% false positives on
+    # the neutral templates with the base augmentation): more harmless ways to say it.
+    Identity("gay", "sexual orientation", "gay man", "gay men"),
+    Identity("gay", "sexual orientation", "gay woman", "gay women"),
+    Identity("gay", "sexual orientation", "gay couple", "gay couples"),
+    Identity("gay", "sexual orientation", "gay teenager", "gay teenagers"),
     Identity("female", "gender", "female", "females"),
     Identity("girl", "gender", "girl", "girls"),
     *(_adjective(t, "race") for t in ("Hispanic", "African American")),

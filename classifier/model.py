@@ -1,4 +1,4 @@
-"""The multi-label toxicity model: word + char TF-IDF, one logistic regression per attribute."""
+"""The multi-label toxicity model: word + char TF-IDF, NB-scaled logistic regressions."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from classifier.explain import Span, explain_text
 from classifier.features import CharNgramFeaturizer, WordNgramFeaturizer, tfidf_weight
 from classifier.normalize import normalize_text
 
-__all__ = ["Progress", "ToxicityModel"]
+__all__ = ["Progress", "ToxicityModel", "nb_log_count_ratio"]
 
 Progress = Callable[[str, float], None]
 _UNSAVED = "tfidf-lr-unsaved"
@@ -23,6 +23,35 @@ _UNSAVED = "tfidf-lr-unsaved"
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # tanh form never overflows
+
+
+def nb_log_count_ratio(
+    x: sp.csr_matrix,
+    target: np.ndarray,
+    weights: np.ndarray,
+    *,
+    alpha: float = 1.0,
+    binary: bool = True,
+) -> np.ndarray:
+    """NB-SVM's log-count ratio per feature: log of (share among positives / among negatives).
+
+    Wang & Manning (2012): scaling features by it before a linear model lets the model start
+    from naive Bayes evidence. With `binary` a row counts a feature once, however often it
+    occurs. Sums are weighted by `weights`; `alpha` smooths features unseen in one class.
+    """
+    if binary:
+        x = sp.csr_matrix((np.ones_like(x.data), x.indices, x.indptr), shape=x.shape)
+    positive = target == 1
+    p = np.asarray(x[positive].T @ weights[positive]).ravel() + alpha
+    q = np.asarray(x[~positive].T @ weights[~positive]).ravel() + alpha
+    ratio: np.ndarray = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+    return ratio
+
+
+def _scale_columns(x: sp.csr_matrix, scale: np.ndarray) -> sp.csr_matrix:
+    """x @ diag(scale) sharing x's index arrays (copies only the values)."""
+    data = x.data * scale[x.indices].astype(x.data.dtype)
+    return sp.csr_matrix((data, x.indices, x.indptr), shape=x.shape)
 
 
 def _fit_platt(decision: np.ndarray, target: np.ndarray) -> tuple[float, float]:
@@ -40,6 +69,17 @@ class ToxicityModel:
     Parameters follow scikit-learn conventions: `__init__` stores them, `fit` learns the
     attributes ending in `_`. Labels are a float (n, 6) array where NaN means "not labelled
     for this attribute"; each attribute is trained only on rows labelled for it.
+
+    An attribute with at least `min_positives` positive training rows gets the full recipe:
+    with `nb_scaling` its TF-IDF features are scaled by their naive-Bayes log-count ratio
+    before its logistic regression (NB-LR; the ratio counts feature presence when
+    `nb_binary`, TF-IDF mass otherwise, smoothed by `nb_alpha`), and with
+    `separate_word_char` the word and the char features get one regression each whose
+    log-odds are averaged. A rarer attribute gets one plain regression over all features:
+    with few positives the NB ratio is noise, and cross-validation showed NB-LR losing to
+    plain LR on severe_toxic, threat and identity_hate. Everything folds into one weight
+    matrix `coef_` over the raw TF-IDF features, so inference, explanations and the
+    artifact are the same for every variant.
     """
 
     def __init__(
@@ -51,6 +91,12 @@ class ToxicityModel:
         char_max_features: int = 300_000,
         min_count: int = 2,
         C: float = 4.0,
+        class_weight: str | None = None,
+        nb_scaling: bool = True,
+        nb_alpha: float = 1.0,
+        nb_binary: bool = True,
+        min_positives: int = 1500,
+        separate_word_char: bool = True,
         max_iter: int = 200,
         calibration_fraction: float = 0.1,
         n_jobs: int = 2,
@@ -62,6 +108,12 @@ class ToxicityModel:
         self.char_max_features = char_max_features
         self.min_count = min_count
         self.C = C
+        self.class_weight = class_weight
+        self.nb_scaling = nb_scaling
+        self.nb_alpha = nb_alpha
+        self.nb_binary = nb_binary
+        self.min_positives = min_positives
+        self.separate_word_char = separate_word_char
         self.max_iter = max_iter
         self.calibration_fraction = calibration_fraction
         self.n_jobs = n_jobs
@@ -79,6 +131,12 @@ class ToxicityModel:
             "char_max_features": self.char_max_features,
             "min_count": self.min_count,
             "C": self.C,
+            "class_weight": self.class_weight,
+            "nb_scaling": self.nb_scaling,
+            "nb_alpha": self.nb_alpha,
+            "nb_binary": self.nb_binary,
+            "min_positives": self.min_positives,
+            "separate_word_char": self.separate_word_char,
             "max_iter": self.max_iter,
             "calibration_fraction": self.calibration_fraction,
             "n_jobs": self.n_jobs,
@@ -139,9 +197,10 @@ class ToxicityModel:
             min_count=self.min_count,
         )
         char_x = tfidf_weight(self.char_.fit_counts(normalized), self.char_.idf_)
-        x = sp.hstack([word_x, char_x], format="csr", dtype=np.float32)
+        # float64, as liblinear reads it: a float32 copy would be converted back per fit.
+        blocks = [word_x, char_x]
         report("logistic regressions", 0.45)
-        self._fit_linear(x, labels, weights, report)
+        self._fit_linear(blocks, labels, weights, report)
         report("calibration", 0.95)
         decision = self.decision_function(calibration_texts)
         self.calibration_ = np.zeros((len(ATTRIBUTES), 2))
@@ -153,38 +212,81 @@ class ToxicityModel:
         report("done", 1.0)
         return self
 
-    def _fit_linear(
-        self, x: sp.csr_matrix, labels: np.ndarray, weights: np.ndarray, report: Progress
-    ) -> None:
-        coef = np.zeros((x.shape[1], len(ATTRIBUTES)), dtype=np.float32)
-        intercept = np.zeros(len(ATTRIBUTES))
-        self.n_train_rows_ = np.zeros(len(ATTRIBUTES), dtype=np.int64)
+    def _fit_block(
+        self, x: sp.csr_matrix, target: np.ndarray, weights: np.ndarray, *, nb: bool
+    ) -> tuple[np.ndarray, float]:
+        """One attribute's weights over the raw features of `x` (NB ratio folded in if `nb`)."""
+        ratio = None
+        if nb:
+            ratio = nb_log_count_ratio(
+                x, target, weights, alpha=self.nb_alpha, binary=self.nb_binary
+            )
+            x = _scale_columns(x, ratio)
+        lr = LogisticRegression(
+            C=self.C,
+            class_weight=self.class_weight,
+            solver="liblinear",
+            max_iter=self.max_iter,
+            random_state=self.random_state,
+        )
+        lr.fit(x, target, sample_weight=weights)
+        column = lr.coef_[0].astype(np.float32)
+        if ratio is not None:
+            column *= ratio  # (x * r) . w == x . (r * w)
+        return column, float(lr.intercept_[0])
 
-        def fit_one(j: int) -> tuple[int, np.ndarray, float]:
-            known = ~np.isnan(labels[:, j])
-            target = labels[known, j]
-            self.n_train_rows_[j] = int(known.sum())
+    def _fit_linear(
+        self,
+        blocks: list[sp.csr_matrix],
+        labels: np.ndarray,
+        weights: np.ndarray,
+        report: Progress,
+    ) -> None:
+        widths = [b.shape[1] for b in blocks]
+        starts = np.cumsum([0, *widths])
+        coef = np.zeros((int(starts[-1]), len(ATTRIBUTES)), dtype=np.float32)
+        intercept = np.zeros(len(ATTRIBUTES))
+        known = ~np.isnan(labels)
+        self.n_train_rows_ = known.sum(axis=0).astype(np.int64)
+        positives = np.nansum(labels, axis=0)
+        rich = positives >= self.min_positives
+        self.nb_attributes_ = {a for a, r in zip(ATTRIBUTES, rich, strict=True) if r}
+        if not self.nb_scaling:
+            self.nb_attributes_ = set()
+        # A task fits one attribute on some of the blocks; its log-odds count with `share`.
+        tasks: list[tuple[int, tuple[int, ...], float]] = []
+        for j in range(len(ATTRIBUTES)):
+            if self.separate_word_char and rich[j]:
+                tasks += [(j, (k,), 1.0 / len(blocks)) for k in range(len(blocks))]
+            else:
+                tasks.append((j, tuple(range(len(blocks))), 1.0))
+
+        def fit_one(task: tuple[int, tuple[int, ...], float]) -> tuple[np.ndarray, float]:
+            j, which, _ = task
+            rows = known[:, j]
+            target = labels[rows, j]
+            width = sum(widths[k] for k in which)
             if len(np.unique(target)) < 2:
                 # A constant attribute: a bias-only model that always says the constant.
                 value = float(target[0]) if len(target) else 0.0
-                return j, np.zeros(x.shape[1]), 10.0 if value else -10.0
-            lr = LogisticRegression(
-                C=self.C,
-                solver="liblinear",
-                max_iter=self.max_iter,
-                random_state=self.random_state,
-            )
-            lr.fit(x[known], target, sample_weight=weights[known])
-            return j, lr.coef_[0], float(lr.intercept_[0])
+                return np.zeros(width, dtype=np.float32), 10.0 if value else -10.0
+            # Row subsets and stacking copy the matrix; skip both when they change nothing.
+            parts = [blocks[k] if rows.all() else blocks[k][rows] for k in which]
+            x = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csr")
+            nb = ATTRIBUTES[j] in self.nb_attributes_
+            return self._fit_block(x, target, weights[rows], nb=nb)
 
         done = 0
         # liblinear releases the GIL, so threads give real parallelism without copying x.
         with ThreadPoolExecutor(max_workers=max(1, self.n_jobs)) as pool:
-            for j, column, bias in pool.map(fit_one, range(len(ATTRIBUTES))):
-                coef[:, j] = column
-                intercept[j] = bias
+            for (j, which, share), (column, bias) in zip(
+                tasks, pool.map(fit_one, tasks), strict=True
+            ):
+                first = int(starts[which[0]])
+                coef[first : first + len(column), j] = share * column
+                intercept[j] += share * bias
                 done += 1
-                report(f"logistic regression: {ATTRIBUTES[j]}", 0.45 + 0.5 * done / 6)
+                report(f"logistic regression: {ATTRIBUTES[j]}", 0.45 + 0.5 * done / len(tasks))
         self.coef_ = coef
         self.intercept_ = intercept
 

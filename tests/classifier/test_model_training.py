@@ -12,7 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from classifier import ATTRIBUTES, DataError, load_model, train
+from classifier import ATTRIBUTES, DataError, load_corpus, load_model, train
+from classifier.training import IDENTITY_AUGMENTATION_WEIGHT, TRAINING_MIX, load_training_data
 from service.model_cli import register
 
 SMALL = {"word_max_features": 2000, "char_max_features": 3000, "min_count": 1, "n_jobs": 1}
@@ -54,6 +55,12 @@ def data_dir(
     ]
     _write(root / "toxic_spans_train.csv.gz", ["id", "comment_text", "toxic"], toxic_only)
     _write(root / "civil_comments_sample_train.csv.gz", ["id", "comment_text", "toxic"], toxic_only)
+    _write(root / "wiki_cat_train.csv.gz", ["id", "comment_text", "toxic"], toxic_only)
+    _write(root / "hatexplain_train.csv.gz", ["id", "comment_text", "toxic"], toxic_only)
+    _write(root / "olid_train.csv.gz", ["id", "comment_text", "offensive"], toxic_only)
+    # Stormfront leaves "relation" and "idk/skip" sentences unlabelled.
+    hate = [[i, t, "" if n % 7 == 0 else y] for n, (i, t, y) in enumerate(toxic_only)]
+    _write(root / "stormfront_train.csv.gz", ["id", "comment_text", "hate"], hate)
     return root
 
 
@@ -85,5 +92,38 @@ def test_train_command_writes_artifact_and_card(data_dir: Path, tmp_path: Path) 
     result = CliRunner().invoke(app, ["train", "--data-dir", str(data_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "roc_auc" in result.output
-    assert (out / "MODEL_CARD.md").read_text().startswith("# Model card — tfidf-lr-")
+    card = (out / "MODEL_CARD.md").read_text()
+    assert card.startswith("# Model card — tfidf-lr-")
+    assert "## What was tried" in card and "(chosen)" in card
     assert load_model(out).card["recommended_thresholds"]
+
+
+def test_training_data_keeps_holdouts_out_and_maps_other_label_columns(data_dir: Path) -> None:
+    data = load_training_data(data_dir)
+    assert set(data.holdouts) == {"toxic_spans_train", "civil_comments_sample_train"}
+    spans = data.holdouts["toxic_spans_train"]
+    assert len(spans) == int(len(load_corpus(data_dir / "toxic_spans_train.csv.gz")) * 0.1)
+    # Every row in training carries some label (Stormfront's unlabelled sentences are dropped)
+    # and the off-domain corpora label `toxic` only.
+    assert not np.isnan(data.labels).all(axis=1).any()
+    assert len(data.texts) == len(data.labels) == len(data.weights)
+    assert set(np.unique(data.weights)) == {0.1, 0.3, 1.0, IDENTITY_AUGMENTATION_WEIGHT}
+    augmented = data.weights == IDENTITY_AUGMENTATION_WEIGHT
+    assert (data.labels[augmented] == 0).all(), "identity mentions are added as clean rows"
+    assert augmented.any() and augmented[-int(augmented.sum()) :].all(), "appended after corpora"
+    off_domain = data.weights < 1.0
+    assert np.isnan(data.labels[off_domain][:, 1:]).all()
+    assert not np.isnan(data.labels[off_domain][:, 0]).any()  # e.g. OLID's `offensive`
+    unaugmented = load_training_data(data_dir, augmentation_weight=0)
+    assert len(unaugmented.texts) == len(data.texts) - int(augmented.sum())
+    olid = next(row for row in data.data_rows if row["file"] == "olid_train.csv.gz")
+    assert olid["attributes"] == "toxic=offensive"
+
+
+def test_a_corpus_keeps_its_holdout_whatever_else_is_in_the_mix(data_dir: Path) -> None:
+    smaller = {k: v for k, v in TRAINING_MIX.items() if k in ("jigsaw_train", "toxic_spans_train")}
+    full, reduced = load_training_data(data_dir), load_training_data(data_dir, mix=smaller)
+    assert full.holdouts["toxic_spans_train"].ids == reduced.holdouts["toxic_spans_train"].ids
+    assert full.evaluation.ids == reduced.evaluation.ids
+    with pytest.raises(ValueError, match="jigsaw_train"):
+        load_training_data(data_dir, mix={"toxic_spans_train": TRAINING_MIX["toxic_spans_train"]})

@@ -6,8 +6,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
 
 from classifier import ATTRIBUTES, ToxicityModel
+from classifier.model import nb_log_count_ratio
 
 CorpusFactory = Callable[[], tuple[list[str], np.ndarray]]
 
@@ -86,3 +89,95 @@ def test_explain_of_civil_text_or_unknown_attribute(model: ToxicityModel) -> Non
     assert all(s.weight > 0 for s in model.explain("thanks for the map", "toxic"))
     with pytest.raises(ValueError, match="unknown attribute"):
         model.explain("you idiot", "rude")
+
+
+def test_nb_ratio_favours_features_seen_with_positives() -> None:
+    x = sp.csr_matrix(np.array([[1.0, 0.0, 1.0], [2.0, 0.0, 1.0], [0.0, 1.0, 1.0]]))
+    target = np.array([1.0, 1.0, 0.0])
+    ratio = nb_log_count_ratio(x, target, np.ones(3), alpha=1.0, binary=True)
+    # Presence counts + 1: positives (3, 1, 3) of 7, negatives (1, 2, 2) of 5.
+    np.testing.assert_allclose(ratio, np.log([3 / 7 / (1 / 5), 1 / 7 / (2 / 5), 3 / 7 / (2 / 5)]))
+    weighted = nb_log_count_ratio(x, target, np.array([1.0, 1.0, 3.0]), binary=True)
+    assert weighted[1] < ratio[1]  # a heavier negative row pulls its feature further down
+    by_mass = nb_log_count_ratio(x, target, np.ones(3), binary=False)
+    assert by_mass[0] > ratio[0]  # the count of 2 counts twice without `binary`
+
+
+def test_nb_scaling_folds_into_weights_over_the_raw_features(make_corpus: CorpusFactory) -> None:
+    texts, labels = make_corpus()
+    model = ToxicityModel(word_max_features=500, char_max_features=500, min_count=1, n_jobs=1)
+    model.fit(texts, labels)
+    x = model.word_.transform(texts)
+    target = labels[:, 0]
+    column, bias = model._fit_block(x, target, np.ones(len(texts)), nb=True)
+    ratio = nb_log_count_ratio(x, target, np.ones(len(texts)))
+    scaled = sp.csr_matrix(x.multiply(ratio))
+    reference = LogisticRegression(C=model.C, solver="liblinear", random_state=0)
+    reference.fit(scaled, target)
+    np.testing.assert_allclose(x @ column + bias, reference.decision_function(scaled), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"nb_scaling": False, "separate_word_char": False},
+        {"separate_word_char": False, "nb_binary": False, "min_positives": 1},
+        {"nb_scaling": False, "separate_word_char": True, "class_weight": "balanced"},
+    ],
+)
+def test_every_fit_variant_scores_and_round_trips_its_params(
+    make_corpus: CorpusFactory, variant: dict[str, object]
+) -> None:
+    texts, labels = make_corpus()
+    model = ToxicityModel(
+        word_max_features=500, char_max_features=500, min_count=1, n_jobs=1, **variant
+    )
+    model.fit(texts, labels)
+    assert model.coef_.shape == (
+        len(model.word_.vocabulary_) + len(model.char_.codes_),
+        len(ATTRIBUTES),
+    )
+    assert model.score("you stupid idiot")["insult"] > model.score("thanks for the map")["insult"]
+    params = model.get_params()
+    assert ToxicityModel(**params).get_params() == params
+    if params["nb_scaling"] and params["min_positives"] <= 1:
+        assert model.nb_attributes_ == {
+            a for a in ATTRIBUTES if np.nanmax(labels[:, ATTRIBUTES.index(a)]) > 0
+        }
+    assert {k: params[k] for k in variant} == variant
+
+
+def test_separate_word_and_char_models_are_averaged(make_corpus: CorpusFactory) -> None:
+    texts, labels = make_corpus()
+    common = {"word_max_features": 500, "char_max_features": 500, "min_count": 1, "n_jobs": 1}
+    model = ToxicityModel(separate_word_char=True, min_positives=1, **common)
+    model.fit(texts, labels, calibration_texts=texts, calibration_labels=labels)
+    n_word = len(model.word_.vocabulary_)
+    x = model.word_.transform(texts)
+    ratio = nb_log_count_ratio(x, labels[:, 0], np.ones(len(texts)))
+    word_alone = LogisticRegression(C=model.C, solver="liblinear", random_state=0)
+    word_alone.fit(sp.csr_matrix(x.multiply(ratio)), labels[:, 0])
+    np.testing.assert_allclose(
+        model.coef_[:n_word, 0], 0.5 * ratio * word_alone.coef_[0], rtol=1e-3, atol=1e-5
+    )
+    word_only = model.word_.transform(texts) @ model.coef_[:n_word]
+    char_only = model.char_.transform(texts) @ model.coef_[n_word:]
+    # Both halves carry signal on their own: neither block was left at zero.
+    toxic = labels[:, 0] == 1
+    for half in (word_only[:, 0], char_only[:, 0]):
+        assert half[toxic].mean() > half[~toxic].mean()
+
+
+def test_nb_scaling_is_left_to_attributes_with_enough_positives(
+    make_corpus: CorpusFactory,
+) -> None:
+    texts, labels = make_corpus()
+    common = {"word_max_features": 500, "char_max_features": 500, "min_count": 1, "n_jobs": 1}
+    # 75 toxic and 25 insult rows in the corpus, fewer after the calibration split.
+    model = ToxicityModel(min_positives=40, **common).fit(texts, labels)
+    assert model.nb_attributes_ == {"toxic"}
+    plain = ToxicityModel(nb_scaling=False, **common).fit(texts, labels)
+    assert plain.nb_attributes_ == set()
+    # Without NB the insult weights are the plain model's own.
+    column = ATTRIBUTES.index("insult")
+    np.testing.assert_allclose(model.coef_[:, column], plain.coef_[:, column], atol=1e-6)
