@@ -13,9 +13,9 @@ __all__ = ["DEFAULT_THRESHOLDS", "Settings", "get_settings"]
 
 # Chosen from the default model's evaluation on 4,049 held-out Wikipedia comments at natural
 # prevalence (probabilities are calibrated there). One threshold of 0.2 for every attribute
-# holds 11.2% of comments, catches 85.5% of those with any label, and 78% of what it holds is
+# holds 10.6% of comments, catches 84.9% of those with any label, and 78% of what it holds is
 # labelled toxic. The model card's per-attribute "recommended" thresholds catch a little more
-# (88%) but hold 13.8% at 65% precision: a worse trade for a moderator's time. See README.
+# (87%) but hold 12% at 71% precision: a worse trade for a moderator's time. See README.
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "toxic": 0.2,
     "severe_toxic": 0.2,
