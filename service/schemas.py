@@ -12,6 +12,7 @@ __all__ = [
     "CommentIn",
     "CommentOut",
     "DecisionOut",
+    "ErrorOut",
     "ScoreIn",
     "ScoreOut",
     "SubmitOut",
@@ -35,9 +36,11 @@ class CommentIn(BaseModel):
     article_id: str = Field(min_length=1)
     author_id: str = Field(min_length=1)
     # The length limit is a setting, checked by intake; here only the hard type rules.
-    text: str = Field(max_length=1_000_000)
-    parent_id: str | None = Field(default=None, description="external_id of the parent comment")
-    section: str | None = None
+    text: str = Field(min_length=1, max_length=1_000_000)
+    parent_id: str | None = Field(
+        default=None, min_length=1, description="external_id of the parent comment"
+    )
+    section: str | None = Field(default=None, min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("external_id", "article_id", "author_id", "parent_id", "section")
@@ -71,6 +74,14 @@ class CommentIn(BaseModel):
         if b"\\u0000" in orjson.dumps(value):
             raise ValueError("must not contain NUL characters")
         return value
+
+
+class ErrorOut(BaseModel):
+    """Every error the API returns."""
+
+    error: str = Field(description="A stable code, e.g. invalid, unauthorized, not_found.")
+    detail: str = Field(description="What went wrong, for a person.")
+    field: str | None = Field(default=None, description="The input at fault, if one is.")
 
 
 class Span(BaseModel):

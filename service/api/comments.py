@@ -13,7 +13,7 @@ from service.db import session_scope
 from service.decisions import decision_payload
 from service.intake import get_comment, get_comment_by_external_id, submit_comment
 from service.models import Comment, CommentStatus, new_id
-from service.schemas import CommentIn, CommentOut, SubmitOut
+from service.schemas import CommentIn, CommentOut, ErrorOut, SubmitOut
 
 __all__ = ["router"]
 
@@ -70,7 +70,10 @@ def _read(state: AppState, site_id: int, comment_id: str) -> dict[str, Any]:
     "/comments",
     response_model=SubmitOut,
     status_code=202,
-    responses={200: {"model": SubmitOut, "description": "Decided within `wait_ms`."}},
+    responses={
+        200: {"model": SubmitOut, "description": "Decided within `wait_ms`."},
+        409: {"model": ErrorOut, "description": "The external id holds a different comment."},
+    },
     summary="Submit a reader comment for moderation",
 )
 async def post_comment(

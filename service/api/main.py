@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
@@ -19,10 +20,24 @@ from service.api.waiters import DecisionWaiters
 from service.db import make_engine, make_session_factory
 from service.logs import configure_logging
 from service.queue import NOOP_DECIDE, SCORE_COMMENT, Enqueuer, make_celery, redis_url
+from service.schemas import ErrorOut
 from service.scoring import load_scorer
 from service.settings import Settings, get_settings
 
-__all__ = ["create_app"]
+__all__ = ["ERROR_RESPONSES", "create_app"]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in {
+        400: "Malformed JSON or a body that is not UTF-8.",
+        401: "Missing, unknown or revoked API key.",
+        403: "The key's role may not do this.",
+        404: "No such resource for the key's site.",
+        413: "The body is over the size limit.",
+        422: "A field is missing, unknown, of the wrong type or out of range.",
+        503: "A dependency is down; retry after `Retry-After` seconds.",
+    }.items()
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         default_response_class=ORJSONResponse,
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
