@@ -140,10 +140,12 @@ def _verdict(
     try:
         if row is None:
             raise ValueError("the model could not score this text")
-        scores = {a: round(float(p), 4) for a, p in zip(scorer.attributes, row, strict=True)}
-        verdict = apply_policy(policy, scores)
+        raw = {a: float(p) for a, p in zip(scorer.attributes, row, strict=True)}
+        # Compare the exact probabilities: 0.19996 is below a 0.2 threshold even though it is
+        # stored (and shown) rounded as 0.2.
+        verdict = apply_policy(policy, raw)
         _add_spans(scorer, text, verdict.reasons)
-        return scores, verdict
+        return {a: round(p, 4) for a, p in raw.items()}, verdict
     except Exception as exc:
         log.exception("decision_failed")
         return {}, Verdict("hold", [{"code": "scoring_error", "detail": str(exc)[:200]}])

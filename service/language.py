@@ -19,6 +19,7 @@ A guess is `reliable` only when acting on it cannot hurt an English comment:
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -107,13 +108,24 @@ def load_detector() -> Any:
 
 def _is_latin(char: str) -> bool:
     code = ord(char)
-    return code < 0x250 or 0x1E00 <= code < 0x1F00 or 0xFF21 <= code < 0xFF5B
+    # Basic to Extended-B and IPA, phonetic small capitals, Extended Additional and -D,
+    # fullwidth.
+    return (
+        code < 0x2B0
+        or 0x1D00 <= code < 0x1DC0
+        or 0x1E00 <= code < 0x1F00
+        or 0xA720 <= code < 0xA800
+        or 0xFF21 <= code < 0xFF5B
+    )
 
 
 def detect_language(text: str) -> LanguageGuess:
     """Guess the language of one comment; short, mixed or odd texts come out unreliable."""
     # The first few thousand characters say which language a comment is in.
     cleaned = " ".join(_NOISE.sub(" ", text[:MAX_CHARS]).split())
+    # Styled letters (mathematical bold, fullwidth) are plain letters to a reader; NFKC only: the
+    # model's look-alike folding would turn real Cyrillic into broken Latin.
+    cleaned = unicodedata.normalize("NFKC", cleaned)
     letters = [c for c in cleaned if c.isalpha()]
     if not letters:
         return UNDETERMINED
@@ -124,6 +136,10 @@ def detect_language(text: str) -> LanguageGuess:
         cleaned = "".join(CONFUSABLES.get(c, c) for c in cleaned.lower())
         foreign = []
     other_script = len(foreign) * 2 > len(letters)
+    words = _WORD.findall(cleaned)
+    # English words among others ("The minister wrote: Слава Україні!") make a mixed text,
+    # and a mixed text is scored as English rather than routed away unscored.
+    english_words = any(w.lower() in _ENGLISH_ONLY for w in words)
     detector = load_detector()
     language, confidence = detector.classify(cleaned)
     language, confidence = str(language), float(confidence)
@@ -136,15 +152,15 @@ def detect_language(text: str) -> LanguageGuess:
                 for code, p in ranked
                 if code not in _ENGLISH_LIKE and code not in _NOT_A_LANGUAGE
             )
-        return LanguageGuess(
-            language, round(confidence, 4), len(letters) >= MIN_LETTERS_OTHER_SCRIPT
-        )
+        # A script English is not written in is evidence enough, unless English words stand
+        # beside it.
+        reliable = len(letters) >= MIN_LETTERS_OTHER_SCRIPT and not english_words
+        return LanguageGuess(language, round(confidence, 4), reliable)
     if language in _NOT_A_LANGUAGE:
         return LanguageGuess(None, round(confidence, 4), False)
     if language in _ENGLISH_LIKE:
         language = ENGLISH
-    words = _WORD.findall(cleaned)
     enough = len(letters) >= MIN_LETTERS and len(words) >= MIN_WORDS
-    mixed = language != ENGLISH and any(w.lower() in _ENGLISH_ONLY for w in words)
+    mixed = language != ENGLISH and english_words
     reliable = enough and not mixed and confidence >= MIN_CONFIDENCE
     return LanguageGuess(language, round(confidence, 4), reliable)

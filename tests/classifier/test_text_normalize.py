@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
@@ -143,15 +142,13 @@ def test_empty_and_emoji_only_texts_do_not_break(text: str) -> None:
     assert normalized == normalize_text(text)
 
 
-def test_ten_thousand_characters_normalise_quickly() -> None:
+def test_ten_thousand_characters_normalise_with_a_full_offset_map() -> None:
+    # Speed is measured in bench/model.py, not asserted here.
     text = ("You 1d10t, see <b>http://x.com</b> &amp; the 10th \u0456diot! " * 200)[:10_000]
-    started = time.perf_counter()
     normalized, offsets = normalize(text)
-    fast = normalize_text(text)
-    elapsed = time.perf_counter() - started
-    assert fast == normalized
+    assert normalize_text(text) == normalized
     assert len(offsets) == len(normalized)
-    assert elapsed < 0.5  # about 10 ms here; generous for a busy CI machine
+    assert "idiot" in normalized
 
 
 CASES = [

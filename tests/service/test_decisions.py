@@ -201,3 +201,20 @@ def test_the_deployment_default_can_approve_other_languages(
             unsupported_language="approve",
         )
     assert [d.status for d in decided] == ["approved"]
+
+
+class JustBelow(WordModel):
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([[0.19996, 0.0] for _ in texts])
+
+
+def test_a_score_just_below_the_threshold_is_approved_though_stored_rounded(
+    sessions: sessionmaker[Session],
+) -> None:
+    _, ids = _submit(sessions, "borderline")
+    with session_scope(sessions) as session:
+        decided = decide_comments(
+            session, ids, JustBelow(), default_thresholds={"toxic": 0.2, "insult": 0.2}
+        )
+    assert decided[0].status == "approved"
+    assert decided[0].decision.scores["toxic"] == 0.2
