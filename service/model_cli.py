@@ -334,23 +334,40 @@ def score_file_command(
     """Score every row of a CSV; write its id (if any) and one column per attribute, in order."""
     if not input_file.is_file():
         raise _fail(f"input file not found: {input_file}")
+    if out.exists() and out.resolve() == input_file.resolve():
+        raise _fail("--out must not be the input file: it would be emptied before it is read")
+    if out.is_dir() or not out.parent.is_dir():
+        raise _fail(f"cannot write {out}: not a file in an existing directory")
     model = _load(model_dir)
     rows_written = 0
-    with open_text(input_file) as handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or []
-        if text_column not in fields:
-            raise _fail(f"no column {text_column!r} in {input_file.name} (columns: {fields})")
-        id_fields = ["id"] if "id" in fields else []
-        with open(out, "w", encoding="utf-8", newline="") as sink:
-            writer = csv.writer(sink)
-            writer.writerow([*id_fields, *ATTRIBUTES])
-            for batch in _batches(reader, batch_size):
-                proba = model.predict_proba([row[text_column] or "" for row in batch])
-                for row, scores in zip(batch, proba, strict=True):
-                    ids = [row["id"]] if id_fields else []
-                    writer.writerow([*ids, *(f"{p:.6f}" for p in scores)])
-                rows_written += len(batch)
+    # Write beside the target and rename at the end: a failure leaves no half-written file.
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with open_text(input_file) as handle:
+            reader = csv.DictReader(handle)
+            fields = reader.fieldnames or []
+            if text_column not in fields:
+                raise _fail(f"no column {text_column!r} in {input_file.name} (columns: {fields})")
+            id_fields = ["id"] if "id" in fields else []
+            with open(partial, "w", encoding="utf-8", newline="") as sink:
+                writer = csv.writer(sink)
+                writer.writerow([*id_fields, *ATTRIBUTES])
+                for batch in _batches(reader, batch_size):
+                    proba = model.predict_proba([row[text_column] or "" for row in batch])
+                    for row, scores in zip(batch, proba, strict=True):
+                        ids = [row["id"]] if id_fields else []
+                        writer.writerow([*ids, *(f"{p:.6f}" for p in scores)])
+                    rows_written += len(batch)
+    except (UnicodeDecodeError, OSError, csv.Error) as exc:
+        partial.unlink(missing_ok=True)
+        raise _fail(f"cannot read {input_file.name}: {exc}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if rows_written == 0:
+        partial.unlink(missing_ok=True)
+        raise _fail(f"{input_file.name} has no rows to score")
+    partial.replace(out)
     Console(stderr=True).print(f"scored {rows_written} rows with {model.version} -> {out}")
 
 

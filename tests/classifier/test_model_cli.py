@@ -271,3 +271,39 @@ def test_calibrate_rejects_missing_and_unlabelled_files(
         app, ["calibrate", "--data", str(bare), "--max-hold-rate", "0.1", "--model", str(model_dir)]
     )
     assert unlabelled.exit_code == 2 and "label columns" in unlabelled.stderr
+
+
+def test_score_file_refuses_to_overwrite_its_input_or_write_nowhere(
+    app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    source = _write_csv(tmp_path / "in.csv", ["body"], [["hello"], ["you idiot"]])
+    before = source.read_text()
+    same = runner.invoke(
+        app, ["score-file", str(source), "--text-column", "body", "--out", str(source),
+              "--model", str(model_dir)],
+    )  # fmt: skip
+    assert same.exit_code == 2
+    assert "must not be the input file" in same.output
+    assert source.read_text() == before
+    nowhere = runner.invoke(
+        app, ["score-file", str(source), "--text-column", "body",
+              "--out", str(tmp_path / "missing" / "out.csv"), "--model", str(model_dir)],
+    )  # fmt: skip
+    assert nowhere.exit_code == 2
+
+
+def test_score_file_of_a_header_only_or_undecodable_file_fails_cleanly(
+    app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    empty = _write_csv(tmp_path / "empty.csv", ["body"], [])
+    out = tmp_path / "out.csv"
+    args = ["--text-column", "body", "--out", str(out), "--model", str(model_dir)]
+    result = runner.invoke(app, ["score-file", str(empty), *args])
+    assert result.exit_code == 2
+    assert "no rows" in result.output
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"body\n\xff\xfe not utf-8\n")
+    result = runner.invoke(app, ["score-file", str(broken), *args])
+    assert result.exit_code == 2
+    assert "cannot read" in result.output
+    assert not out.exists()
