@@ -58,11 +58,18 @@ def open_text(path: str | Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
-def _parse_label(cell: str) -> float:
-    cell = cell.strip()
+def _parse_label(cell: str | None) -> float:
+    """0 or 1; an empty (or absent) cell means "not labelled"; anything else is refused."""
+    cell = (cell or "").strip()
     if not cell:
         return np.nan
-    return float(cell)
+    try:
+        value = float(cell)
+    except ValueError:
+        raise ValueError(f"label {cell!r} is not 0 or 1") from None
+    if value not in (0.0, 1.0):
+        raise ValueError(f"label {cell!r} is not 0 or 1")
+    return value
 
 
 def load_corpus(
@@ -85,6 +92,29 @@ def load_corpus(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
+    try:
+        return _read_corpus(
+            path,
+            text_column=text_column,
+            attributes=attributes,
+            keep_columns=keep_columns,
+            require_labels=require_labels,
+            label_columns=label_columns,
+        )
+    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
+        # Not UTF-8, not really gzip, truncated: name the file rather than show a traceback.
+        raise DataError(f"{path.name}: cannot be read as a UTF-8 CSV ({exc})") from None
+
+
+def _read_corpus(
+    path: Path,
+    *,
+    text_column: str,
+    attributes: Sequence[str],
+    keep_columns: Sequence[str],
+    require_labels: bool,
+    label_columns: Mapping[str, str] | None,
+) -> Corpus:
     with open_text(path) as handle:
         reader = csv.DictReader(handle)
         fieldnames = reader.fieldnames or []
@@ -104,11 +134,15 @@ def load_corpus(
         for number, row in enumerate(reader):
             texts.append(row[text_column] or "")
             ids.append(row.get("id") or str(number))
-            rows.append(
-                [_parse_label(row[source[a]]) if a in present else np.nan for a in ATTRIBUTES]
-            )
+            try:
+                rows.append(
+                    [_parse_label(row[source[a]]) if a in present else np.nan for a in ATTRIBUTES]
+                )
+            except ValueError as exc:
+                # Line numbers count the header as line 1.
+                raise DataError(f"{path.name}, line {number + 2}: {exc}") from None
             for column in keep_columns:
-                kept[column].append(row[column])
+                kept[column].append(row[column] or "")
     labels = np.asarray(rows, dtype=np.float64).reshape(len(texts), len(ATTRIBUTES))
     name = path.name.removesuffix(".gz").removesuffix(".csv")
     return Corpus(name=name, texts=texts, labels=labels, ids=ids, columns=kept)

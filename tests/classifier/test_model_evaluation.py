@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from classifier import ATTRIBUTES, attribute_metrics, recommend_thresholds, threshold_table
+from classifier import (
+    ATTRIBUTES,
+    DataError,
+    attribute_metrics,
+    load_corpus,
+    recommend_thresholds,
+    threshold_table,
+)
 from classifier.evaluation import expected_calibration_error
 
 NAN = np.nan
@@ -72,3 +81,25 @@ def test_attribute_without_positives_gets_the_neutral_threshold() -> None:
     labels = np.zeros((3, len(ATTRIBUTES)))
     chosen = recommend_thresholds(labels, np.full((3, len(ATTRIBUTES)), 0.2))
     assert chosen["threat"]["threshold"] == 0.5
+
+
+def test_a_corpus_with_bad_labels_short_rows_or_bad_bytes_is_a_data_error(tmp_path: Path) -> None:
+    bad_label = tmp_path / "bad_label.csv"
+    bad_label.write_text("id,comment_text,toxic\n1,fine,0\n2,hmm,yes\n")
+    with pytest.raises(DataError, match="line 3: label 'yes' is not 0 or 1"):
+        load_corpus(bad_label)
+    fractional = tmp_path / "fractional.csv"
+    fractional.write_text("id,comment_text,toxic\n1,fine,0.4\n")
+    with pytest.raises(DataError, match="not 0 or 1"):
+        load_corpus(fractional)
+    short = tmp_path / "short.csv"
+    short.write_text("id,comment_text,toxic\n2,you idiot\n")
+    assert np.isnan(load_corpus(short).labels[0, 0]), "a missing cell is unlabelled"
+    not_utf8 = tmp_path / "latin1.csv"
+    not_utf8.write_bytes("id,comment_text,toxic\n1,caf\u00e9,0\n".encode("latin-1"))
+    with pytest.raises(DataError, match="UTF-8"):
+        load_corpus(not_utf8)
+    fake_gz = tmp_path / "fake.csv.gz"
+    fake_gz.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="cannot be read"):
+        load_corpus(fake_gz)
