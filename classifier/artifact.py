@@ -103,8 +103,8 @@ def _read_verified(directory: Path) -> tuple[dict[str, bytes], str]:
         manifest = json.loads((directory / MANIFEST_FILE).read_text())
         expected: dict[str, str] = manifest["files"]
         recorded = manifest["sha256"]
-    except FileNotFoundError as exc:
-        raise ArtifactError(f"no {MANIFEST_FILE} in {directory}") from exc
+    except OSError as exc:  # missing, not a directory, unreadable
+        raise ArtifactError(f"no readable {MANIFEST_FILE} in {directory}: {exc}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"unreadable {MANIFEST_FILE} in {directory}: {exc}") from exc
     if manifest.get("format") != FORMAT or set(expected) != {ARRAYS_FILE, META_FILE}:
@@ -113,8 +113,8 @@ def _read_verified(directory: Path) -> tuple[dict[str, bytes], str]:
     for name, sha in expected.items():
         try:
             data = (directory / name).read_bytes()
-        except FileNotFoundError as exc:
-            raise ArtifactError(f"{directory}: missing {name}") from exc
+        except OSError as exc:
+            raise ArtifactError(f"{directory}: missing or unreadable {name}") from exc
         if hashlib.sha256(data).hexdigest() != sha:
             raise ArtifactError(f"{directory}: {name} does not match its sha256 in the manifest")
         files[name] = data
@@ -123,10 +123,18 @@ def _read_verified(directory: Path) -> tuple[dict[str, bytes], str]:
     return files, recorded
 
 
-def load_model(directory: str | Path) -> ToxicityModel:
-    """Load and verify an artifact written by `save_model`; raise ArtifactError if unsound."""
+def load_model(directory: str | Path, *, expected_sha256: str | None = None) -> ToxicityModel:
+    """Load and verify an artifact written by `save_model`; raise ArtifactError if unsound.
+
+    `expected_sha256` (e.g. from a registry) guards against an artifact whose files and
+    manifest were changed together: the manifest alone only proves they agree.
+    """
     directory = Path(directory)
     files, sha = _read_verified(directory)
+    if expected_sha256 is not None and sha != expected_sha256:
+        raise ArtifactError(
+            f"{directory}: sha256 {sha[:12]} is not the expected {expected_sha256[:12]}"
+        )
     try:
         meta: dict[str, Any] = json.loads(files[META_FILE].decode("utf-8"))
         with np.load(io.BytesIO(files[ARRAYS_FILE]), allow_pickle=False) as npz:
@@ -135,9 +143,27 @@ def load_model(directory: str | Path) -> ToxicityModel:
         raise ArtifactError(f"{directory}: cannot read artifact content: {exc}") from exc
     if meta.get("format") != FORMAT or tuple(meta.get("attributes", ())) != ATTRIBUTES:
         raise ArtifactError(f"{directory}: artifact is for another format or label set")
+    try:
+        model = _build(meta, arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        # Unknown or missing parameters, arrays of the wrong kind: never a half-built model.
+        raise ArtifactError(f"{directory}: inconsistent artifact content: {exc!r}") from exc
+    model.sha256 = sha
+    model.version = f"tfidf-lr-{sha[:12]}"
+    return model
+
+
+def _build(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> ToxicityModel:
+    known = set(ToxicityModel().get_params())
     params = dict(meta["params"])
+    if set(params) != known:
+        raise ValueError(f"parameters {sorted(set(params) ^ known)} are unknown or missing")
     for key in ("word_ngram_range", "char_ngram_range"):
         params[key] = tuple(params[key])
+    for name, array in arrays.items():
+        expected_kind = "i" if name == "char_codes" else "f"
+        if array.dtype.kind != expected_kind:
+            raise ValueError(f"array {name} has dtype {array.dtype}")
     model = ToxicityModel(**params)
     model.word_ = WordNgramFeaturizer(
         ngram_range=model.word_ngram_range,
@@ -155,11 +181,20 @@ def load_model(directory: str | Path) -> ToxicityModel:
     model.n_train_rows_ = np.asarray(meta["n_train_rows"], dtype=np.int64)
     model.n_calibration_rows_ = int(meta["n_calibration_rows"])
     model.card = meta["card"]
-    n_features = len(model.word_.vocabulary_) + len(model.char_.codes_)
-    if model.coef_.shape != (n_features, len(ATTRIBUTES)):
-        raise ArtifactError(f"{directory}: weights do not match the vocabularies")
-    model.sha256 = sha
-    model.version = f"tfidf-lr-{sha[:12]}"
+    n_attributes = len(ATTRIBUTES)
+    shapes = {
+        "word_idf": (arrays["word_idf"].shape, (len(model.word_.vocabulary_),)),
+        "char_idf": (arrays["char_idf"].shape, (len(model.char_.codes_),)),
+        "coef": (
+            model.coef_.shape,
+            (len(model.word_.vocabulary_) + len(model.char_.codes_), n_attributes),
+        ),
+        "intercept": (model.intercept_.shape, (n_attributes,)),
+        "calibration": (model.calibration_.shape, (n_attributes, 2)),
+    }
+    for name, (actual, expected) in shapes.items():
+        if actual != expected:
+            raise ValueError(f"array {name} has shape {actual}, expected {expected}")
     return model
 
 

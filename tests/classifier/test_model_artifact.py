@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from classifier import ArtifactError, ToxicityModel, load_model, save_model
+from classifier.artifact import _digest
 
 
 @pytest.fixture
@@ -74,3 +76,45 @@ def test_manifest_edited_to_match_tampered_file_still_fails(artifact: Path) -> N
     (artifact / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError):
         load_model(artifact)
+
+
+def _rewrite(artifact: Path, name: str, data: bytes) -> None:
+    """Change one content file and re-sign the manifest, as a careful attacker would."""
+    (artifact / name).write_bytes(data)
+    files = {n: (artifact / n).read_bytes() for n in ("model.json", "model.npz")}
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["files"], manifest["sha256"] = _digest(files)
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_re_signed_content_with_unknown_params_is_refused(artifact: Path) -> None:
+    meta = json.loads((artifact / "model.json").read_text())
+    meta["params"]["surprise"] = 1
+    _rewrite(artifact, "model.json", json.dumps(meta).encode())
+    with pytest.raises(ArtifactError, match="inconsistent"):
+        load_model(artifact)
+
+
+def test_re_signed_arrays_of_the_wrong_shape_are_refused(artifact: Path) -> None:
+    with np.load(artifact / "model.npz", allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["calibration"] = arrays["calibration"][:, :1]
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    _rewrite(artifact, "model.npz", buffer.getvalue())
+    with pytest.raises(ArtifactError, match="calibration"):
+        load_model(artifact)
+
+
+def test_an_artifact_other_than_the_expected_one_is_refused(artifact: Path) -> None:
+    sha = load_model(artifact).sha256
+    assert load_model(artifact, expected_sha256=sha).sha256 == sha
+    with pytest.raises(ArtifactError, match="not the expected"):
+        load_model(artifact, expected_sha256="0" * 64)
+
+
+def test_a_file_where_a_directory_should_be_is_an_artifact_error(tmp_path: Path) -> None:
+    path = tmp_path / "model"
+    path.write_text("not a directory")
+    with pytest.raises(ArtifactError):
+        load_model(path)
