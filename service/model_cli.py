@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,6 +17,7 @@ from rich.table import Table
 from classifier import (
     ATTRIBUTES,
     ArtifactError,
+    Corpus,
     DataError,
     ToxicityModel,
     attribute_metrics,
@@ -53,6 +55,17 @@ def _load(model_dir: Path | None) -> ToxicityModel:
         return load_default_model() if model_dir is None else load_model(model_dir)
     except ArtifactError as exc:
         raise _fail(str(exc)) from exc
+
+
+def _labelled_corpus(path: Path) -> Corpus:
+    """A labelled file to measure on, or a clear exit: nothing to measure is an error."""
+    try:
+        corpus = load_corpus(path)
+    except DataError as exc:
+        raise _fail(str(exc)) from exc
+    if np.isnan(corpus.labels).all():
+        raise _fail(f"{path.name} has no labelled rows")
+    return corpus
 
 
 def _fmt(value: Any) -> str:
@@ -214,12 +227,7 @@ def evaluate_command(
         raise _fail("give --data FILE, --bias, or both")
     if report_dir is not None and data is None:
         raise _fail("--report needs --data FILE")
-    corpus = None
-    if data is not None:
-        try:
-            corpus = load_corpus(data)
-        except DataError as exc:
-            raise _fail(str(exc)) from exc
+    corpus = _labelled_corpus(data) if data is not None else None
     model = _load(model_dir)
     console = Console()
     if corpus is not None and data is not None:
@@ -260,10 +268,7 @@ def calibrate_command(
     goal = target_recall if target_recall is not None else max_hold_rate
     if goal is None or not 0.0 < goal <= 1.0:
         raise _fail(f"{goal_name} must be in (0, 1], got {goal}")
-    try:
-        corpus = load_corpus(data)
-    except DataError as exc:
-        raise _fail(str(exc)) from exc
+    corpus = _labelled_corpus(data)
     model = _load(model_dir)
     proba = model.predict_proba(corpus.texts)
     proposed = propose_thresholds(

@@ -307,3 +307,15 @@ def test_score_file_of_a_header_only_or_undecodable_file_fails_cleanly(
     assert result.exit_code == 2
     assert "cannot read" in result.output
     assert not out.exists()
+
+
+def test_evaluate_or_calibrate_on_a_file_without_labelled_rows_fails_cleanly(
+    app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    header_only = _write_csv(tmp_path / "empty.csv", ["id", "comment_text", "toxic"], [])
+    for command in (["evaluate"], ["calibrate", "--target-recall", "0.9"]):
+        result = runner.invoke(
+            app, [*command, "--data", str(header_only), "--model", str(model_dir)]
+        )
+        assert result.exit_code == 2, result.output
+        assert "no labelled rows" in result.output
