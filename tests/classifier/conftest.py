@@ -40,18 +40,16 @@ def synthetic_corpus() -> tuple[list[str], np.ndarray]:
     texts: list[str] = []
     rows: list[list[float]] = []
     suffixes = ["", " today", " again", " please", " here"]
-    for suffix, text in itertools.product(suffixes, CIVIL):
-        texts.append(text + suffix)
-        rows.append([0, 0, 0, 0, 0, 0])
-    for suffix, text in itertools.product(suffixes, INSULTS):
-        texts.append(text + suffix)
-        rows.append([1, 0, 0, 0, 1, 0])
-    for suffix, text in itertools.product(suffixes, OBSCENE):
-        texts.append(text + suffix)
-        rows.append([1, 0, 1, 0, 0, 0])
-    for suffix, text in itertools.product(suffixes, THREATS):
-        texts.append(text + suffix)
-        rows.append([1, 1, 0, 1, 0, 0])
+    groups = [
+        (CIVIL, [0, 0, 0, 0, 0, 0]),
+        (INSULTS, [1, 0, 0, 0, 1, 0]),
+        (OBSCENE, [1, 0, 1, 0, 0, 0]),
+        (THREATS, [1, 1, 0, 1, 0, 0]),
+    ]
+    for group, row in groups:
+        for suffix, text in itertools.product(suffixes, group):
+            texts.append(text + suffix)
+            rows.append(row)
     labels = np.asarray(rows, dtype=np.float64)
     labels[::3, ATTRIBUTES.index("threat")] = NAN
     return texts, labels
