@@ -22,6 +22,7 @@ sentences at a threshold, which is what a reader feels: a harmless mention that 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,9 +54,11 @@ __all__ = [
     "power_mean",
     "subgroup_auc",
     "template_sentences",
+    "term_balancing_weights",
 ]
 
 POWER = -5.0
+_WORD = re.compile(r"[a-z]+")
 OVERALL_WEIGHT = 0.25
 MAX_NEUTRAL_FPR = 0.05  # the issue's target: no identity's neutral sentences held above 5%
 
@@ -253,7 +256,7 @@ def identity_bias(
     )
 
 
-def identity_augmentation(random_state: int = 0) -> tuple[list[str], np.ndarray]:
+def identity_augmentation(random_state: int = 0) -> tuple[list[str], np.ndarray, list[str]]:
     """Neutral training sentences that mention identities, labelled 0 for every attribute.
 
     Term-neutral augmentation (Dixon et al., "Measuring and Mitigating Unintended Bias in Text
@@ -262,15 +265,60 @@ def identity_augmentation(random_state: int = 0) -> tuple[list[str], np.ndarray]
     Built from `AUGMENTATION_TEMPLATES`, which share no frame with the evaluation templates,
     over the evaluated identities plus a few more. A quarter of the rows is lower-cased (as
     much real text is), chosen with `random_state`; rows come back shuffled.
-    Returns (texts, labels) with labels an (n, len(ATTRIBUTES)) float array of zeros.
+    Returns (texts, labels, terms): labels an (n, len(ATTRIBUTES)) float array of zeros, terms
+    the identity term each row mentions (for `term_balancing_weights`).
     """
     rng = np.random.RandomState(random_state)
-    texts = [
-        fill(template, identity)
+    rows = [
+        (fill(template, identity), identity.term)
         for identity in (*IDENTITIES, *EXTRA_AUGMENTATION_IDENTITIES)
         for template in AUGMENTATION_TEMPLATES
     ]
-    lower = rng.random_sample(len(texts)) < 0.25
-    texts = [t.lower() if low else t for t, low in zip(texts, lower, strict=True)]
-    order = rng.permutation(len(texts))
-    return [texts[i] for i in order], np.zeros((len(texts), len(ATTRIBUTES)), dtype=np.float64)
+    lower = rng.random_sample(len(rows)) < 0.25
+    rows = [(t.lower() if low else t, term) for (t, term), low in zip(rows, lower, strict=True)]
+    order = rng.permutation(len(rows))
+    texts = [rows[i][0] for i in order]
+    terms = [rows[i][1] for i in order]
+    return texts, np.zeros((len(texts), len(ATTRIBUTES)), dtype=np.float64), terms
+
+
+def term_balancing_weights(
+    texts: Sequence[str],
+    toxic: np.ndarray,
+    weights: np.ndarray,
+    augmentation_terms: Sequence[str],
+    *,
+    floor: float,
+) -> np.ndarray:
+    """A weight for each augmentation row, so each term is no more toxic than the data overall.
+
+    Dixon et al. add harmless mentions of a term until the share of toxic comments among those
+    that mention it falls to the corpus' overall share. Here, for each term, with P the
+    weighted toxic rows mentioning it (all its words, any case, plural "s" on the last), N all its
+    weighted labelled rows and r the overall weighted toxic rate, the term's augmentation rows
+    share a weight of max(0, P / r - N), and no row gets less than `floor`. A single global
+    weight cannot do this: the corpora call people "gay" as an insult in four of five
+    mentions and "Russian" in one of six.
+    """
+    toxic = np.asarray(toxic, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if not (len(texts) == len(toxic) == len(weights)):
+        raise ValueError("texts, toxic and weights differ in length")
+    labelled = ~np.isnan(toxic)
+    y, w = np.nan_to_num(toxic), np.where(labelled, weights, 0.0)
+    rate = float((w * y).sum() / w.sum()) if w.sum() > 0 else 0.0
+    words = [set(_WORD.findall(t.lower())) for t in texts]
+    out = np.full(len(augmentation_terms), floor, dtype=np.float64)
+    terms = np.asarray(augmentation_terms, dtype=object)
+    for term in sorted(set(augmentation_terms)):
+        *first, last = term.lower().split()
+        mentions = np.fromiter(
+            ((last in ws or last + "s" in ws) and all(f in ws for f in first) for ws in words),
+            bool,
+            len(words),
+        )
+        positive, total = float((w * y)[mentions].sum()), float(w[mentions].sum())
+        needed = positive / rate - total if rate > 0 else 0.0
+        rows = terms == term
+        out[rows] = max(floor, needed / int(rows.sum()))
+    return out

@@ -17,9 +17,11 @@ from classifier.fairness import (
     power_mean,
     subgroup_auc,
     template_sentences,
+    term_balancing_weights,
 )
 from classifier.identity_templates import (
     AUGMENTATION_TEMPLATES,
+    EXTRA_AUGMENTATION_IDENTITIES,
     IDENTITIES,
     NEUTRAL_TEMPLATES,
     TOXIC_TEMPLATES,
@@ -116,7 +118,13 @@ def test_model_report_has_hold_rate_and_accepts_real_background(model: ToxicityM
 
 
 def test_augmentation_is_neutral_deterministic_and_disjoint_from_the_evaluation() -> None:
-    texts, labels = identity_augmentation(random_state=0)
+    texts, labels, terms = identity_augmentation(random_state=0)
+    phrases: dict[str, set[str]] = {}
+    for identity in (*IDENTITIES, *EXTRA_AUGMENTATION_IDENTITIES):
+        phrases.setdefault(identity.term, set()).update({identity.person, identity.people})
+    assert len(terms) == len(texts)
+    for text, term in zip(texts, terms, strict=True):
+        assert any(p.lower() in text.lower() for p in phrases[term]), (text, term)
     assert labels.shape == (len(texts), len(ATTRIBUTES))
     assert not np.isnan(labels).any() and (labels == 0).all()
     assert len(texts) >= len(IDENTITIES) * len(AUGMENTATION_TEMPLATES)
@@ -128,3 +136,19 @@ def test_augmentation_is_neutral_deterministic_and_disjoint_from_the_evaluation(
     assert all(i.person.lower() in lowered for i in IDENTITIES)
     frames = {t.split("{")[0] for t in NEUTRAL_TEMPLATES}
     assert not any(a.startswith(f) for a in AUGMENTATION_TEMPLATES for f in frames if f)
+
+
+def test_term_balancing_adds_harmless_mentions_until_a_term_is_as_toxic_as_the_rest() -> None:
+    # 2 toxic of 9 labelled rows: "gay" is toxic in both its mentions, so it needs
+    # 2 / (2/9) - 2 = 7 weight of harmless mentions, shared by its 4 augmentation rows;
+    # "Russian" is never toxic and keeps the floor.
+    texts = ["you gay idiot", "GAYS are the worst", *["a Russian wrote this"] * 3, *["ok"] * 5]
+    toxic = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, np.nan])
+    weights = np.array([1.0] * 9 + [50.0])  # the unlabelled row counts for nothing
+    out = term_balancing_weights(
+        texts, toxic, weights, ["gay"] * 4 + ["Russian"] * 2 + ["man"], floor=0.5
+    )
+    assert out[:4] == pytest.approx([(2 / (2 / 9) - 2) / 4] * 4)
+    assert list(out[4:]) == [0.5, 0.5, 0.5]  # "man" never occurs, so no weight is "needed"
+    with pytest.raises(ValueError, match="differ in length"):
+        term_balancing_weights(texts, toxic[:3], weights, ["gay"], floor=1.0)
