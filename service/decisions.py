@@ -23,9 +23,11 @@ from service.policy import (
     Policy,
     Verdict,
     apply_policy,
+    author_verdict,
     language_verdict,
     policy_for_site,
 )
+from service.review_queue import reason_tags
 
 __all__ = [
     "Decided",
@@ -134,7 +136,7 @@ def _language(text: str) -> LanguageGuess:
 
 
 def _verdict(
-    scorer: Scorer, text: str, row: np.ndarray | None, policy: Policy
+    scorer: Scorer, text: str, row: np.ndarray | None, policy: Policy, trust: str
 ) -> tuple[dict[str, float], Verdict]:
     """Scores and verdict; a comment that cannot be scored is held for a person, never published."""
     try:
@@ -143,7 +145,7 @@ def _verdict(
         raw = {a: float(p) for a, p in zip(scorer.attributes, row, strict=True)}
         # Compare the exact probabilities: 0.19996 is below a 0.2 threshold even though it is
         # stored (and shown) rounded as 0.2.
-        verdict = apply_policy(policy, raw)
+        verdict = apply_policy(policy, raw, trust=trust)
         _add_spans(scorer, text, verdict.reasons)
         return {a: round(p, 4) for a, p in raw.items()}, verdict
     except Exception as exc:
@@ -185,7 +187,7 @@ def decide_comments(
     # Everything slow happens before the first write: on SQLite the first UPDATE takes the
     # database's only write lock, and intake must not wait behind the model.
     routed = [
-        language_verdict(policy, _language(comment.text))
+        author_verdict(comment.author.trust) or language_verdict(policy, _language(comment.text))
         for (comment, _), policy in zip(rows, policies, strict=True)
     ]
     scored = [i for i, verdict in enumerate(routed) if verdict is None]
@@ -193,17 +195,24 @@ def decide_comments(
     probabilities = dict(zip(scored, rows_scored, strict=True))
     verdicts: list[tuple[dict[str, float], Verdict]] = []
     for i, ((comment, _), policy, verdict) in enumerate(zip(rows, policies, routed, strict=True)):
-        if verdict is not None:  # another language: English scores would mean nothing
+        if verdict is not None:  # banned, or another language: scores would mean nothing
             verdicts.append(({}, verdict))
         else:
-            verdicts.append(_verdict(scorer, comment.text, probabilities[i], policy))
+            trust = comment.author.trust
+            verdicts.append(_verdict(scorer, comment.text, probabilities[i], policy, trust))
     now = utcnow()
     decided: list[Decided] = []
     for (comment, _), (scores, verdict) in zip(rows, verdicts, strict=True):
         moved = session.execute(
             update(Comment)
             .where(Comment.id == comment.id, Comment.status == CommentStatus.PENDING)
-            .values(status=verdict.status, updated_at=now)
+            .values(
+                status=verdict.status,
+                updated_at=now,
+                version=Comment.version + 1,
+                score=max(scores.values(), default=0.0),
+                reason_tags=reason_tags(verdict.reasons),
+            )
             .execution_options(synchronize_session=False)
         )
         if moved.rowcount != 1:  # another worker got there first

@@ -1,4 +1,5 @@
-"""The relational data model: sites, keys, authors, comments, decisions, audit log."""
+"""The relational data model: sites, keys, authors, comments, decisions, reviews, audit log,
+webhook deliveries."""
 
 from __future__ import annotations
 
@@ -30,8 +31,13 @@ __all__ = [
     "Comment",
     "CommentStatus",
     "Decision",
+    "Review",
+    "ReviewAction",
     "Role",
     "Site",
+    "Trust",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "new_id",
     "utcnow",
 ]
@@ -42,6 +48,35 @@ class CommentStatus:
     APPROVED = "approved"
     HELD = "held"
     REJECTED = "rejected"
+
+
+class Trust:
+    """An author's standing on a site, set by moderators."""
+
+    NORMAL = "normal"
+    TRUSTED = "trusted"  # held only above the site's (high) trusted threshold
+    PREMODERATED = "premoderated"  # always held for a person
+    BANNED = "banned"  # new comments rejected without scoring
+    ALL = ("normal", "trusted", "premoderated", "banned")
+
+
+class ReviewAction:
+    APPROVE = "approve"
+    REJECT = "reject"
+    ALL = ("approve", "reject")
+    # The reason codes a rejection (or approval) may carry; the same set as Coral and
+    # Perspective's moderation vocabularies, so sites can map them one to one.
+    REASONS = (
+        "OFFENSIVE",
+        "ABUSIVE",
+        "SPAM",
+        "HARASSMENT_BULLYING",
+        "HATE_SPEECH",
+        "MISINFORMATION",
+        "IRRELEVANT_CONTENT",
+        "ILLEGAL_CONTENT",
+        "OTHER",
+    )
 
 
 class Role:
@@ -98,6 +133,9 @@ class Site(Base):
     # Per-site overrides of the default policy (thresholds, ...); empty = defaults.
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where decisions and reviews are sent, signed with the secret (see service/webhooks.py).
+    webhook_url: Mapped[str | None] = mapped_column(String(2000), default=None)
+    webhook_secret: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 class ApiKey(Base):
@@ -133,6 +171,9 @@ class Comment(Base):
         # The sweeper's look-up of stale pending comments, and the moderators' queue.
         Index("ix_comments_status_created", "status", "created_at"),
         Index("ix_comments_site_status_created", "site_id", "status", "created_at"),
+        # The moderators' queue sorted by score, and an author's history.
+        Index("ix_comments_site_status_score", "site_id", "status", "score"),
+        Index("ix_comments_author_status", "author_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -149,6 +190,17 @@ class Comment(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # When the sweeper last re-enqueued it: once per stale period, not on every sweep.
     swept_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Bumped by every change a moderator must not overlook (decision, review): a review that
+    # names an older version is stale.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # The highest attribute score (0 when unscored) and the decision's reason tags
+    # (" code:X attribute:Y "), copied from the decision so the queue sorts and filters on one
+    # table.
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    reason_tags: Mapped[str] = mapped_column(String(500), default="")
+    # A moderator's lease on a held comment (see service/review_queue.py).
+    claimed_by: Mapped[int | None] = mapped_column(Integer, default=None)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
     author: Mapped[Author] = relationship(lazy="joined")
     decision: Mapped[Decision | None] = relationship(lazy="joined", uselist=False)
@@ -182,3 +234,68 @@ class AuditEntry(Base):
     event: Mapped[str] = mapped_column(String(50))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Review(Base):
+    """A moderator's action on a comment; a comment may be reviewed again, each one kept."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        Index("ix_reviews_comment", "comment_id", "created_at"),
+        Index("ix_reviews_site_created", "site_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    comment_id: Mapped[str] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"))
+    key_id: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(40), default=None)
+    note: Mapped[str] = mapped_column(Text, default="")
+    from_status: Mapped[str] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to send to a site's webhook, retried with backoff until delivered or too old."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_site_created", "site_id", "created_at"),
+        Index("ix_webhook_deliveries_comment", "comment_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    comment_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    event: Mapped[str] = mapped_column(String(50))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    url: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery: when, how long, and what the receiver said."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)

@@ -15,15 +15,20 @@ from typing import Any, Literal, get_args
 from service.language import ENGLISH, LanguageGuess
 
 __all__ = [
+    "DEFAULT_TRUSTED_THRESHOLD",
     "LanguageAction",
     "Policy",
     "Verdict",
     "apply_policy",
+    "author_verdict",
     "language_verdict",
     "policy_for_site",
 ]
 
 LanguageAction = Literal["hold", "approve"]
+# A trusted author's comment is held only when an attribute reaches this (or its own higher
+# threshold): trust skips the borderline holds, not the clear ones.
+DEFAULT_TRUSTED_THRESHOLD = 0.9
 SUPPORTED_LANGUAGES = frozenset({ENGLISH})
 
 
@@ -37,6 +42,7 @@ class Policy:
 
     thresholds: Mapping[str, float]
     unsupported_language: LanguageAction = "hold"
+    trusted_threshold: float = DEFAULT_TRUSTED_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,19 @@ def policy_for_site(
     action = site_policy.get("unsupported_language", unsupported_language)
     if action not in get_args(LanguageAction):
         action = "hold"
-    return Policy(thresholds=thresholds, unsupported_language=action)
+    trusted = site_policy.get("trusted_threshold", DEFAULT_TRUSTED_THRESHOLD)
+    if not isinstance(trusted, int | float) or not 0.0 <= trusted <= 1.0:
+        trusted = DEFAULT_TRUSTED_THRESHOLD
+    return Policy(
+        thresholds=thresholds, unsupported_language=action, trusted_threshold=float(trusted)
+    )
+
+
+def author_verdict(trust: str) -> Verdict | None:
+    """A banned author's comment is rejected unscored; every other author's is judged."""
+    if trust == "banned":
+        return Verdict("reject", [{"code": "author_banned"}])
+    return None
 
 
 def language_verdict(policy: Policy, guess: LanguageGuess) -> Verdict | None:
@@ -81,7 +99,24 @@ def language_verdict(policy: Policy, guess: LanguageGuess) -> Verdict | None:
     return Verdict(policy.unsupported_language, [reason])
 
 
-def apply_policy(policy: Policy, scores: Mapping[str, float]) -> Verdict:
+def apply_policy(policy: Policy, scores: Mapping[str, float], *, trust: str = "normal") -> Verdict:
+    """Hold when an attribute reaches its threshold (a trusted author's: the trusted threshold,
+    if higher); a premoderated author's comment is held whatever its scores."""
+    if trust == "trusted":
+        policy = Policy(
+            thresholds={a: max(t, policy.trusted_threshold) for a, t in policy.thresholds.items()},
+            unsupported_language=policy.unsupported_language,
+            trusted_threshold=policy.trusted_threshold,
+        )
+    verdict = _by_scores(policy, scores)
+    if trust == "premoderated" and verdict.action == "approve":
+        return Verdict("hold", [{"code": "author_premoderated"}, *verdict.reasons])
+    if trust == "trusted":
+        verdict.reasons.append({"code": "author_trusted", "threshold": policy.trusted_threshold})
+    return verdict
+
+
+def _by_scores(policy: Policy, scores: Mapping[str, float]) -> Verdict:
     crossed = [
         {
             "code": "attribute_over_threshold",
