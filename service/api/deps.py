@@ -15,7 +15,7 @@ from service.errors import Forbidden
 from service.keys import authenticate
 from service.models import Role
 
-__all__ = ["AnyKey", "Caller", "State", "SubmitterKey"]
+__all__ = ["AdminKey", "AnyKey", "Caller", "ModeratorKey", "State", "SubmitterKey"]
 
 
 def _state(request: Request) -> AppState:
@@ -33,6 +33,14 @@ class Caller:
     site_id: int
     site_name: str
     role: str
+    key_prefix: str = ""
+    key_name: str = ""
+
+    @property
+    def actor(self) -> str:
+        """Who did it, for reviews and the audit trail: the key's name and prefix."""
+        label = f"{self.role} key {self.key_prefix}"
+        return f"{self.key_name} ({label})" if self.key_name else label
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -49,7 +57,7 @@ def _caller_with(*roles: str) -> Callable[..., object]:
         def lookup() -> Caller:
             with session_scope(state.sessions) as session:
                 key = authenticate(session, _bearer(authorization))
-                return Caller(key.id, key.site_id, key.site.name, key.role)
+                return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
 
         caller = await run_in_threadpool(lookup)
         if caller.role not in roles:
@@ -62,5 +70,9 @@ def _caller_with(*roles: str) -> Callable[..., object]:
     return dependency
 
 
+# Keys belong to one site. Submitter and moderator keys act on their own site only; an admin
+# key acts on its own site too, and alone may manage sites, keys, webhooks and policy.
 SubmitterKey = Annotated[Caller, Depends(_caller_with(Role.SUBMITTER, Role.ADMIN))]
+ModeratorKey = Annotated[Caller, Depends(_caller_with(Role.MODERATOR, Role.ADMIN))]
+AdminKey = Annotated[Caller, Depends(_caller_with(Role.ADMIN))]
 AnyKey = Annotated[Caller, Depends(_caller_with(*Role.ALL))]
