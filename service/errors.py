@@ -2,7 +2,7 @@
 
 ModerationError
 ├── NotFound            (404) CommentNotFound, SiteNotFound
-├── Conflict            (409) IdempotencyConflict
+├── Conflict            (409) IdempotencyConflict, NotReviewable, StaleVersion, ClaimConflict
 ├── AuthError           (401) missing, unknown or revoked key
 ├── Forbidden           (403) the key's role may not do this
 ├── InvalidInput        (400/413/422) bad input that pydantic did not catch
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "ClaimConflict",
     "CommentNotFound",
     "Conflict",
     "Forbidden",
@@ -20,7 +21,9 @@ __all__ = [
     "InvalidInput",
     "ModerationError",
     "NotFound",
+    "NotReviewable",
     "SiteNotFound",
+    "StaleVersion",
     "Unavailable",
 ]
 
@@ -55,6 +58,24 @@ class Conflict(ModerationError):
 
 class IdempotencyConflict(Conflict):
     code = "external_id_conflict"
+
+
+class NotReviewable(Conflict):
+    """Only held comments, and comments a moderator already reviewed, can be reviewed."""
+
+    code = "not_reviewable"
+
+
+class StaleVersion(Conflict):
+    """The comment changed since the moderator read it."""
+
+    code = "stale_version"
+
+
+class ClaimConflict(Conflict):
+    """Another moderator holds a live claim on the comment, or the caller's own claim expired."""
+
+    code = "claim_conflict"
 
 
 class AuthError(ModerationError):

@@ -19,7 +19,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidInput
-from service.models import Author, Comment, CommentStatus, Decision, utcnow
+from service.models import AuditEntry, Author, Comment, CommentStatus, Decision, utcnow
 
 __all__ = [
     "MAX_PAGE",
@@ -204,6 +204,7 @@ def claim_items(
     *,
     limit: int,
     claim_seconds: float,
+    actor: str = "",
     filters: QueueFilters | None = None,
 ) -> list[dict[str, Any]]:
     """Lease up to `limit` held comments (highest score first) to the key `key_id`.
@@ -228,15 +229,28 @@ def claim_items(
     ).all()
     if not candidates:
         return []
+    until = now + timedelta(seconds=claim_seconds)
     claimed = session.scalars(
         update(Comment)
         .where(Comment.id.in_(candidates), Comment.status == CommentStatus.HELD, free)
-        .values(claimed_by=key_id, claim_expires_at=now + timedelta(seconds=claim_seconds))
+        .values(claimed_by=key_id, claim_expires_at=until)
         .returning(Comment.id)
         .execution_options(synchronize_session=False)
     ).all()
     if not claimed:
         return []
+    session.add_all(
+        AuditEntry(
+            site_id=site_id,
+            comment_id=comment_id,
+            actor=actor,
+            event="claimed",
+            data={"until": until.isoformat()},
+            created_at=now,
+        )
+        for comment_id in claimed
+    )
+    session.flush()
     session.expire_all()
     comments = (
         session.scalars(_ordered(select(Comment).where(Comment.id.in_(claimed)), "score", None))

@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     # measured by bench/pipeline.py. Never set it in production.
     pipeline_task: Literal["score", "noop"] = "score"
 
+    # How long a moderator's claim on a held comment lasts before others may take it.
+    claim_seconds: float = Field(default=300.0, gt=0, le=86_400)
+
+    # Signs the moderators' web session cookies (service/web). Empty: one is generated once and
+    # kept in var_dir/secret_key (mode 0600), so every process of one machine agrees; several
+    # machines behind one address must share an explicit value.
+    secret_key: str = Field(default="", repr=False)
+    web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
@@ -70,6 +79,13 @@ class Settings(BaseSettings):
         if any(not 0.0 <= v <= 1.0 for v in value.values()):
             raise ValueError("thresholds must be between 0 and 1")
         return {**DEFAULT_THRESHOLDS, **value}  # a partial setting changes only what it names
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough_to_sign_with(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("must be empty (generated) or at least 32 characters")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,0 +1,104 @@
+"""Routes for admins: sites, their policy, and API keys (create, list, revoke, rotate)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+
+from service.api.deps import AdminKey, State
+from service.db import session_scope
+from service.keys import create_key, key_view, list_keys, revoke_key, rotate_key
+from service.schemas import KeyIn, PolicyIn, SiteIn
+from service.sites import create_site, get_site, list_sites, set_policy, site_view
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["admin"])
+
+
+@router.get("/sites", summary="All sites")
+async def get_sites(caller: AdminKey, state: State) -> dict[str, Any]:
+    def read() -> list[dict[str, Any]]:
+        with session_scope(state.sessions) as session:
+            return list_sites(session)
+
+    return {"sites": await run_in_threadpool(read)}
+
+
+@router.post("/sites", status_code=201, summary="Create a site")
+async def post_site(payload: SiteIn, caller: AdminKey, state: State) -> dict[str, Any]:
+    def write() -> dict[str, Any]:
+        with session_scope(state.sessions) as session:
+            return create_site(session, payload.name, actor=caller.actor)
+
+    return await run_in_threadpool(write)
+
+
+@router.get("/sites/{site}", summary="One site with its policy")
+async def get_one_site(site: str, caller: AdminKey, state: State) -> dict[str, Any]:
+    def read() -> dict[str, Any]:
+        with session_scope(state.sessions) as session:
+            return site_view(get_site(session, site))
+
+    return await run_in_threadpool(read)
+
+
+@router.put("/sites/{site}/policy", summary="Replace a site's policy")
+async def put_policy(
+    site: str, payload: PolicyIn, caller: AdminKey, state: State
+) -> dict[str, Any]:
+    def write() -> dict[str, Any]:
+        with session_scope(state.sessions) as session:
+            return set_policy(session, site, payload.model_dump(), actor=caller.actor)
+
+    return await run_in_threadpool(write)
+
+
+@router.get("/keys", summary="API keys (never the keys themselves)")
+async def get_keys(caller: AdminKey, state: State, site: str | None = None) -> dict[str, Any]:
+    def read() -> list[dict[str, Any]]:
+        with session_scope(state.sessions) as session:
+            return list_keys(session, get_site(session, site).id if site else None)
+
+    return {"keys": await run_in_threadpool(read)}
+
+
+@router.post("/keys", status_code=201, summary="Create a key; it is shown only in this response")
+async def post_key(payload: KeyIn, caller: AdminKey, state: State) -> dict[str, Any]:
+    def write() -> dict[str, Any]:
+        with session_scope(state.sessions) as session:
+            get_site(session, payload.site)  # keys are for existing sites: a typo must not make one
+            key, plain = create_key(
+                session, site_name=payload.site, role=payload.role, name=payload.name
+            )
+            return {**key_view(key), "key": plain}
+
+    return await run_in_threadpool(write)
+
+
+@router.delete("/keys/{prefix}", summary="Revoke a key at once")
+async def delete_key(prefix: str, caller: AdminKey, state: State) -> dict[str, Any]:
+    def write() -> dict[str, Any]:
+        with session_scope(state.sessions) as session:
+            return key_view(revoke_key(session, prefix[:10]))
+
+    return await run_in_threadpool(write)
+
+
+@router.post("/keys/{prefix}/rotate", status_code=201, summary="Replace a key with a new one")
+async def post_rotate(
+    prefix: str,
+    caller: AdminKey,
+    state: State,
+    grace_seconds: Annotated[
+        int, Query(ge=0, le=7 * 86_400, description="How long the old key keeps working")
+    ] = 0,
+) -> dict[str, Any]:
+    def write() -> dict[str, Any]:
+        with session_scope(state.sessions) as session:
+            key, plain = rotate_key(session, prefix[:10], grace_seconds=grace_seconds)
+            return {**key_view(key), "key": plain}
+
+    return await run_in_threadpool(write)
