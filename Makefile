@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# The browser the end-to-end tests of the moderator pages drive (tests/web): Debian's Chromium,
+# or any Chromium or Chrome named here (CHROMIUM=/path/to/chrome make test).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint bench-model bench-pipeline clean
 
@@ -13,16 +17,23 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# Installed once; when the binary is there this is a file check and nothing more. Playwright's
+# own browser download is never used: it needs a network this project may not have.
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "no $(CHROMIUM) and no apt-get: install Chromium and run 'make test CHROMIUM=/path/to/it'"; exit 1; }
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium \
+	  || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
 ## Set up and start the service on its embedded default (Redis, SQLite, worker, API).
 run: $(STAMP)
 	$(BIN)/moderation up
 
 ## Set up and run the whole suite: lint, import contracts, unit and integration tests.
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q
+	MODERATION_TEST_CHROMIUM=$(CHROMIUM) MODERATION_TEST_REQUIRE_BROWSER=1 $(BIN)/pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

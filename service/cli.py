@@ -56,7 +56,7 @@ def api() -> None:
 
 @app.command()
 def worker(queue: str = "scoring") -> None:
-    """Run one scoring worker process (Celery, solo pool)."""
+    """Run one worker process: `scoring` (solo pool) or `webhooks` (a thread pool)."""
     from service.runner import worker_command
 
     args = worker_command(queue=queue, loglevel=get_settings().log_level)

@@ -28,6 +28,7 @@ from service.policy import (
     policy_for_site,
 )
 from service.review_queue import reason_tags
+from service.webhooks import COMMENT_DECIDED, record_event
 
 __all__ = [
     "Decided",
@@ -70,6 +71,8 @@ class Decided:
     external_id: str
     status: str
     decision: Decision
+    # The comment.decided delivery to enqueue after commit, when the site has a webhook.
+    webhook_delivery_id: str | None = None
 
 
 def pending_batch(session: Session, comment_id: str, *, limit: int) -> list[str]:
@@ -171,13 +174,15 @@ def decide_comments(
     """
     if not comment_ids:
         return []
-    rows = session.execute(
-        select(Comment, Site.policy)
+    found = session.execute(
+        select(Comment, Site.policy, Site.webhook_url, Site.name)
         .join(Site, Site.id == Comment.site_id)
         .where(Comment.id.in_(comment_ids), Comment.status == CommentStatus.PENDING)
     ).all()
-    if not rows:
+    if not found:
         return []
+    webhooks = {c.id: (url, name) for c, _, url, name in found if url is not None}
+    rows = [(comment, site_policy) for comment, site_policy, _, _ in found]
     policies = [
         policy_for_site(
             default_thresholds, site_policy or {}, unsupported_language=unsupported_language
@@ -228,8 +233,33 @@ def decide_comments(
             decided_at=now,
         )
         session.add(decision)
+        delivery_id = None
+        if comment.id in webhooks:
+            url, site_name = webhooks[comment.id]
+            comment_data = {
+                "id": comment.id,
+                "external_id": comment.external_id,
+                "status": verdict.status,
+                "decision": decision_payload(decision),
+            }
+            delivery_id = record_event(
+                session,
+                site_id=comment.site_id,
+                url=url,
+                event=COMMENT_DECIDED,
+                comment_id=comment.id,
+                data={"comment": comment_data},
+                site_name=site_name,
+            )
         decided.append(
-            Decided(comment.id, comment.site_id, comment.external_id, verdict.status, decision)
+            Decided(
+                comment.id,
+                comment.site_id,
+                comment.external_id,
+                verdict.status,
+                decision,
+                delivery_id,
+            )
         )
     session.flush()
     return decided

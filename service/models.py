@@ -174,6 +174,8 @@ class Comment(Base):
         # The moderators' queue sorted by score, and an author's history.
         Index("ix_comments_site_status_score", "site_id", "status", "score"),
         Index("ix_comments_author_status", "author_id", "status"),
+        # Moderators often work one article's thread.
+        Index("ix_comments_site_article_status", "site_id", "article_id", "status", "score"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

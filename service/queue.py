@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -12,14 +13,18 @@ from kombu.exceptions import OperationalError
 from service.settings import Settings
 
 __all__ = [
+    "DELIVER_WEBHOOK",
     "NOOP_DECIDE",
+    "RETRY_WEBHOOKS",
     "SCORE_COMMENT",
     "SCORING_QUEUE",
     "SWEEP_PENDING",
+    "WEBHOOK_QUEUE",
     "Enqueuer",
     "broker_url",
     "celery_config",
     "enqueue_score",
+    "enqueue_webhooks",
     "make_celery",
     "redis_url",
 ]
@@ -31,6 +36,11 @@ SCORE_COMMENT = "moderation.score_comment"
 SWEEP_PENDING = "moderation.sweep_pending"
 # The framework's floor: publishes an approval without scoring or storing. For benchmarks.
 NOOP_DECIDE = "moderation.noop_decide"
+# A queue of their own, served by a thread-pool worker: a receiver that hangs holds a thread
+# there, never the scoring worker.
+WEBHOOK_QUEUE = "webhooks"
+DELIVER_WEBHOOK = "moderation.deliver_webhook"
+RETRY_WEBHOOKS = "moderation.retry_webhooks"
 
 
 def redis_url(settings: Settings) -> str:
@@ -70,6 +80,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             SCORE_COMMENT: {"queue": SCORING_QUEUE},
             SWEEP_PENDING: {"queue": SCORING_QUEUE},
             NOOP_DECIDE: {"queue": SCORING_QUEUE},
+            DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE},
+            RETRY_WEBHOOKS: {"queue": WEBHOOK_QUEUE},
         },
         "worker_prefetch_multiplier": 8,
         # Fail fast when Redis is away: the comment is already stored and the sweeper will
@@ -86,7 +98,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": SWEEP_PENDING,
                 "schedule": settings.sweep_interval_seconds,
                 "options": {"queue": SCORING_QUEUE, "expires": settings.sweep_interval_seconds},
-            }
+            },
+            # Retries are found by this, not by Celery countdowns: with Redis, a message whose
+            # ETA lies beyond the visibility timeout is delivered again and again.
+            "retry-webhooks": {
+                "task": RETRY_WEBHOOKS,
+                "schedule": settings.webhook_retry_interval_seconds,
+                "options": {
+                    "queue": WEBHOOK_QUEUE,
+                    "expires": settings.webhook_retry_interval_seconds,
+                },
+            },
         },
     }
 
@@ -128,3 +150,21 @@ def enqueue_score(app: Celery, comment_id: str, *, task_name: str = SCORE_COMMEN
         log.warning("enqueue_failed", comment_id=comment_id, error=str(exc))
         return False
     return True
+
+
+def enqueue_webhooks(app: Celery, delivery_ids: Sequence[str]) -> int:
+    """Send a delivery task per id, after the commit that stored them; how many were sent.
+
+    Never raises on broker errors: the deliveries are stored as due, and the beat task
+    `RETRY_WEBHOOKS` enqueues them once Redis answers. It stops at the first failure, so an
+    unreachable broker costs one attempt, not one per id.
+    """
+    sent = 0
+    for delivery_id in delivery_ids:
+        try:
+            app.send_task(DELIVER_WEBHOOK, args=[delivery_id], queue=WEBHOOK_QUEUE)
+        except (OperationalError, OSError) as exc:
+            log.warning("enqueue_webhooks_failed", pending=len(delivery_ids) - sent, error=str(exc))
+            break
+        sent += 1
+    return sent

@@ -56,6 +56,9 @@ class QueueFilters:
     attribute: str | None = None  # held for this attribute
     since: datetime | None = None
     until: datetime | None = None
+    # Held (decided) at or after: what a live page asks for, since a comment may be submitted
+    # long before it is decided (when the queue was away).
+    held_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ def _filtered(query: Select[Any], site_id: int, filters: QueueFilters) -> Select
         query = query.where(Comment.created_at >= filters.since)
     if filters.until is not None:
         query = query.where(Comment.created_at < filters.until)
+    if filters.held_since is not None:
+        query = query.where(Comment.updated_at >= filters.held_since)
     return query
 
 

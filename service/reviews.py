@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.orm import Session, lazyload
 
 from service.errors import (
     ClaimConflict,
@@ -36,6 +36,7 @@ from service.models import (
     WebhookDelivery,
     utcnow,
 )
+from service.webhooks import record_event
 
 __all__ = [
     "MAX_BULK",
@@ -127,25 +128,28 @@ def _apply(
     concurrent review of the same comment fail instead of silently overwriting it."""
     to_status = _TO_STATUS[action]
     hooks = _webhook_targets(session, comments[0].site_id) if comments else None
+    # One UPDATE for the lot, each row guarded by the version that was checked: if any row
+    # changed meanwhile (SQLite does not lock on SELECT), fewer rows move and everything
+    # rolls back, so a bulk review stays all or nothing.
+    moved = session.execute(
+        update(Comment)
+        .where(tuple_(Comment.id, Comment.version).in_([(c.id, c.version) for c in comments]))
+        .values(
+            status=to_status,
+            version=Comment.version + 1,
+            updated_at=now,
+            claimed_by=None,
+            claim_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != len(comments):
+        raise StaleVersion(
+            "a comment was changed by someone else during this review; nothing was reviewed",
+            field="id" if len(comments) == 1 else "ids",
+        )
     done: list[Reviewed] = []
     for comment in comments:
-        moved = session.execute(
-            update(Comment)
-            .where(Comment.id == comment.id, Comment.version == comment.version)
-            .values(
-                status=to_status,
-                version=Comment.version + 1,
-                updated_at=now,
-                claimed_by=None,
-                claim_expires_at=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount != 1:
-            raise StaleVersion(
-                f"comment {comment.id} was changed by someone else during this review",
-                field="id",
-            )
         review = Review(
             site_id=comment.site_id,
             comment_id=comment.id,
@@ -187,9 +191,7 @@ def _record_reviewed(
     view: dict[str, Any],
     review: Review,
 ) -> str:
-    from service.webhooks import record_event  # written alongside; imported late to stay optional
-
-    site_id, _site_name, url = hooks
+    site_id, site_name, url = hooks
     data = {
         "comment": view,
         "review": {**review_view(review), "at": review.created_at.isoformat()},
@@ -201,19 +203,18 @@ def _record_reviewed(
         event="comment.reviewed",
         comment_id=comment.id,
         data=data,
+        site_name=site_name,
     )
 
 
 def _load(session: Session, site_id: int, comment_ids: Sequence[str]) -> dict[str, Comment]:
-    rows = (
-        session.scalars(
-            select(Comment)
-            .where(Comment.id.in_(comment_ids), Comment.site_id == site_id)
-            .with_for_update(of=Comment)
-        )
-        .unique()
-        .all()
-    )
+    # Only the comment rows: their decisions and authors are not needed to review them.
+    rows = session.scalars(
+        select(Comment)
+        .options(lazyload(Comment.author), lazyload(Comment.decision))
+        .where(Comment.id.in_(comment_ids), Comment.site_id == site_id)
+        .with_for_update(of=Comment)
+    ).all()
     return {c.id: c for c in rows}
 
 

@@ -18,6 +18,7 @@ from service.embedded_redis import EmbeddedRedis
 from service.keys import authenticate, create_key
 from service.migrate import upgrade_database
 from service.models import Role
+from service.queue import SCORING_QUEUE, WEBHOOK_QUEUE
 from service.settings import Settings
 
 __all__ = ["demo_keys", "run_all", "worker_command"]
@@ -26,12 +27,19 @@ console = Console()
 DEMO_SITE = "demo"
 
 
-def worker_command(*, queue: str = "scoring", loglevel: str = "INFO") -> list[str]:
+def worker_command(*, queue: str = SCORING_QUEUE, loglevel: str = "INFO") -> list[str]:
     # Solo pool and no gossip/mingle/heartbeat: measured fastest here for millisecond tasks;
-    # run more worker processes to use more cores.
+    # run more worker processes to use more cores. Webhook deliveries wait on the network,
+    # not the CPU: threads, so one slow receiver holds one thread, and a node name of their
+    # own beside a scoring worker on the same host.
+    pool = (
+        ["-P", "threads", "-c", "8", "-n", f"{queue}@%h"]
+        if queue == WEBHOOK_QUEUE
+        else ["-P", "solo"]
+    )
     return [
         sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-        "-Q", queue, "-P", "solo", "-l", loglevel,
+        "-Q", queue, *pool, "-l", loglevel,
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
 
@@ -119,12 +127,16 @@ def run_all(settings: Settings) -> int:
         upgrade_database(settings.resolved_database_url)
         keys = demo_keys(settings)
         processes.start("worker", worker_command(loglevel="WARNING"), env)
+        processes.start(
+            "webhook worker", worker_command(queue=WEBHOOK_QUEUE, loglevel="WARNING"), env
+        )
         processes.start("beat", beat_command(settings), env)
         processes.start("api", api_command(settings), env)
         base = f"http://{settings.api_host}:{settings.api_port}"
         console.print(
             f"\n[bold]Moderation service[/bold] is starting\n"
             f"  API:   {base}\n  Docs:  {base}/docs\n"
+            f"  Moderators: {base}/moderate (sign in with the moderator key)\n"
             f"  Site [bold]{DEMO_SITE}[/bold] submitter key: {keys[Role.SUBMITTER]}\n"
             f"  Site [bold]{DEMO_SITE}[/bold] moderator key: {keys[Role.MODERATOR]}\n"
             f"  Try:   curl -s -X POST '{base}/v1/comments?wait_ms=2000' "

@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     # How long Redis keeps an unacknowledged message before handing it to another worker.
     broker_visibility_timeout: int = Field(default=300, ge=10)
 
+    # Webhooks (service/webhooks.py): each POST may take this long; failed deliveries come
+    # back after base, 2·base, 4·base ... seconds (capped at max) until they are this old;
+    # beat looks for due ones this often.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_backoff_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0, le=24 * 3600)
+    webhook_give_up_hours: float = Field(default=24.0, gt=0, le=7 * 24)
+    webhook_retry_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
+
     # "noop" swaps scoring for a task that approves without work: the framework's floor,
     # measured by bench/pipeline.py. Never set it in production.
     pipeline_task: Literal["score", "noop"] = "score"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import redis
 import structlog
 from celery import Celery, signals
@@ -16,7 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import make_engine, make_session_factory
 from service.language import load_detector
 from service.logs import configure_logging
-from service.queue import SWEEP_PENDING, celery_config, redis_url
+from service.queue import (
+    RETRY_WEBHOOKS,
+    SCORING_QUEUE,
+    SWEEP_PENDING,
+    WEBHOOK_QUEUE,
+    celery_config,
+    redis_url,
+)
 from service.scoring import ModelScorer, load_scorer
 from service.settings import Settings, get_settings
 
@@ -46,45 +55,80 @@ class RecentIds:
             self._ids.popitem(last=False)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Resources:
     settings: Settings
     sessions: sessionmaker[Session]
-    scorer: ModelScorer
     redis: redis.Redis
     pid: int
     # Comments decided in another task's batch: their own task can end without a query.
     decided_here: RecentIds = field(default_factory=RecentIds)
+    _scorer: ModelScorer | None = field(default=None, repr=False)
+    _http: httpx.Client | None = field(default=None, repr=False)
+    # The webhook worker runs tasks in threads: build each lazy resource once.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def scorer(self) -> ModelScorer:
+        # Loaded on first use, so a worker that only delivers webhooks never holds the model.
+        if self._scorer is None:
+            with self._lock:
+                if self._scorer is None:
+                    scorer = load_scorer(self.settings.model_dir)
+                    load_detector()  # the language model too: the first comment must not wait
+                    self._scorer = scorer
+        return self._scorer
+
+    @property
+    def http(self) -> httpx.Client:
+        """One pooled client for webhook deliveries (thread-safe; redirects not followed)."""
+        if self._http is None:
+            with self._lock:
+                if self._http is None:
+                    self._http = httpx.Client(follow_redirects=False)
+        return self._http
 
 
 _resources: Resources | None = None
+_resources_lock = threading.Lock()
 
 
 def resources() -> Resources:
-    """This process's engine, model and Redis client; rebuilt after a fork, never shared."""
+    """This process's engine and Redis client; rebuilt after a fork, never shared."""
     global _resources
     if _resources is None or _resources.pid != os.getpid():
-        settings = get_settings()
-        _resources = Resources(
-            settings=settings,
-            sessions=make_session_factory(make_engine(settings.resolved_database_url)),
-            scorer=load_scorer(settings.model_dir),
-            redis=redis.Redis.from_url(redis_url(settings), socket_timeout=5),
-            pid=os.getpid(),
-        )
-        load_detector()  # the language model too, so the first comment does not pay for it
-        log.info("worker_resources_ready", model_version=_resources.scorer.version)
+        with _resources_lock:
+            if _resources is None or _resources.pid != os.getpid():
+                settings = get_settings()
+                _resources = Resources(
+                    settings=settings,
+                    sessions=make_session_factory(make_engine(settings.resolved_database_url)),
+                    redis=redis.Redis.from_url(redis_url(settings), socket_timeout=5),
+                    pid=os.getpid(),
+                )
     return _resources
+
+
+def _scores_comments() -> bool:
+    """Whether this worker consumes the scoring queue (every queue when none was chosen)."""
+    queues = set(app.amqp.queues.consume_from or ())
+    return not queues or SCORING_QUEUE in queues
 
 
 @signals.worker_process_init.connect
 def _warm_child(**_: Any) -> None:
-    resources()
+    if _scores_comments():
+        # Load the model now, not when the first comment arrives.
+        log.info("worker_model_ready", model_version=resources().scorer.version)
 
 
 @signals.worker_ready.connect
 def _warm_and_sweep(sender: Any = None, **_: Any) -> None:
     configure_logging(get_settings().log_level)
-    resources()
-    # Comments stranded by a previous crash are picked up as soon as a worker is back.
-    app.send_task(SWEEP_PENDING)
+    if _scores_comments():
+        # Load the model now, not when the first comment arrives.
+        log.info("worker_model_ready", model_version=resources().scorer.version)
+        # Comments stranded by a previous crash are picked up as soon as a worker is back.
+        app.send_task(SWEEP_PENDING)
+    if WEBHOOK_QUEUE in set(app.amqp.queues.consume_from or ()):
+        app.send_task(RETRY_WEBHOOKS)  # deliveries left due while no webhook worker ran

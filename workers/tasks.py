@@ -10,11 +10,20 @@ from service.db import session_scope
 from service.decisions import decide_pending
 from service.models import utcnow
 from service.notify import decided_message, publish_decided
-from service.queue import NOOP_DECIDE, SCORE_COMMENT, SWEEP_PENDING, enqueue_score
+from service.queue import (
+    DELIVER_WEBHOOK,
+    NOOP_DECIDE,
+    RETRY_WEBHOOKS,
+    SCORE_COMMENT,
+    SWEEP_PENDING,
+    enqueue_score,
+    enqueue_webhooks,
+)
 from service.sweeper import claim_stale_pending
+from service.webhook_delivery import RetryPolicy, attempt_delivery, due_deliveries
 from workers.app import app, resources
 
-__all__ = ["noop_decide", "score_comment", "sweep_pending"]
+__all__ = ["deliver_webhook", "noop_decide", "retry_webhooks", "score_comment", "sweep_pending"]
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +52,9 @@ def score_comment(comment_id: str) -> None:
         )
     res.decided_here.update(d.comment_id for d in decided)
     _publish(res.redis, [decided_message(d) for d in decided])
+    # Only a message here: the webhook worker does the sending, so a dead receiver costs the
+    # scoring path nothing. A lost message is found by retry_webhooks.
+    enqueue_webhooks(app, [d.webhook_delivery_id for d in decided if d.webhook_delivery_id])
 
 
 @app.task(name=SWEEP_PENDING, acks_late=True)
@@ -54,6 +66,29 @@ def sweep_pending() -> int:
     if ids:
         log.info("swept_stale_pending", found=len(ids), enqueued=sent)
     return sent
+
+
+@app.task(
+    name=DELIVER_WEBHOOK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,  # then retry_webhooks finds it due
+)
+def deliver_webhook(delivery_id: str) -> None:
+    res = resources()
+    policy = RetryPolicy.from_settings(res.settings)
+    attempt_delivery(res.sessions, delivery_id, client=res.http, policy=policy)
+
+
+@app.task(name=RETRY_WEBHOOKS, acks_late=True)
+def retry_webhooks() -> int:
+    res = resources()
+    policy = RetryPolicy.from_settings(res.settings)
+    with session_scope(res.sessions) as session:
+        ids = due_deliveries(session, now=utcnow(), requeue_after=policy.lease)
+    return enqueue_webhooks(app, ids)
 
 
 @app.task(name=NOOP_DECIDE, acks_late=True)

@@ -102,6 +102,11 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_comments_site_status_score", ["site_id", "status", "score"], unique=False
         )
+        batch_op.create_index(
+            "ix_comments_site_article_status",
+            ["site_id", "article_id", "status", "score"],
+            unique=False,
+        )
 
     with op.batch_alter_table("sites", schema=None) as batch_op:
         batch_op.add_column(sa.Column("webhook_url", sa.String(length=2000), nullable=True))
@@ -145,6 +150,7 @@ def downgrade() -> None:
         batch_op.drop_column("webhook_url")
 
     with op.batch_alter_table("comments", schema=None) as batch_op:
+        batch_op.drop_index("ix_comments_site_article_status")
         batch_op.drop_index("ix_comments_site_status_score")
         batch_op.drop_index("ix_comments_author_status")
         batch_op.drop_column("claim_expires_at")

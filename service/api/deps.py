@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from service.api.state import AppState
@@ -14,8 +14,9 @@ from service.db import session_scope
 from service.errors import Forbidden
 from service.keys import authenticate
 from service.models import Role
+from service.sites import get_site
 
-__all__ = ["AdminKey", "AnyKey", "Caller", "ModeratorKey", "State", "SubmitterKey"]
+__all__ = ["AdminKey", "AnyKey", "Caller", "ModeratorKey", "SiteId", "State", "SubmitterKey"]
 
 
 def _state(request: Request) -> AppState:
@@ -76,3 +77,26 @@ SubmitterKey = Annotated[Caller, Depends(_caller_with(Role.SUBMITTER, Role.ADMIN
 ModeratorKey = Annotated[Caller, Depends(_caller_with(Role.MODERATOR, Role.ADMIN))]
 AdminKey = Annotated[Caller, Depends(_caller_with(Role.ADMIN))]
 AnyKey = Annotated[Caller, Depends(_caller_with(*Role.ALL))]
+
+
+# Moderation routes work on the caller's site; an admin key may name another with ?site=.
+async def _site_id(
+    caller: ModeratorKey,
+    state: State,
+    site: Annotated[
+        str | None, Query(description="Admin keys only: act on this site instead of their own.")
+    ] = None,
+) -> int:
+    if site is None or site == caller.site_name:
+        return caller.site_id
+    if caller.role != "admin":
+        raise Forbidden("only an admin key may act on another site", field="site")
+
+    def lookup() -> int:
+        with session_scope(state.sessions) as session:
+            return get_site(session, site).id
+
+    return await run_in_threadpool(lookup)
+
+
+SiteId = Annotated[int, Depends(_site_id)]

@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
-from service.api import comments, health, score
+from service import web
+from service.api import admin, comments, health, moderation, score, webhooks
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.state import AppState
@@ -86,4 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(comments.router)
     app.include_router(score.router)
+    app.include_router(webhooks.router)
+    app.include_router(moderation.router)
+    app.include_router(admin.router)
+    app.include_router(web.router)
     return app

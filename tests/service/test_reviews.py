@@ -275,7 +275,9 @@ def test_author_trust_changes_later_decisions_and_is_audited(
     _, (banned,) = _decide(sessions, CIVIL[1:2], author="troll", prefix="b")
     _, (premod,) = _decide(sessions, CIVIL[2:3], author="careful", prefix="p")
     # A borderline insult (toxic ~0.3-0.8) is held for anyone but a trusted author.
-    _, (trusted,) = _decide(sessions, ["This is a ridiculous article."], author="regular", prefix="t")
+    _, (trusted,) = _decide(
+        sessions, ["This is a ridiculous article."], author="regular", prefix="t"
+    )
     with session_scope(sessions) as session:
         status = {i: session.get(Comment, i).status for i in (banned, premod, trusted)}  # type: ignore[union-attr]
         premod_reasons = session.get(Comment, premod).decision.reasons  # type: ignore[union-attr]

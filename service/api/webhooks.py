@@ -1,0 +1,198 @@
+"""Routes for a site's webhook (admins) and the record of its deliveries (moderators)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.deps import AdminKey, ModeratorKey, SiteId, State
+from service.db import session_scope
+from service.webhook_delivery import DeliveryRecord, list_deliveries
+from service.webhooks import (
+    MIN_SECRET_LENGTH,
+    WebhookConfig,
+    get_webhook,
+    remove_webhook,
+    set_webhook,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+SiteName = Annotated[str, Path(min_length=1, max_length=100, description="The site's name.")]
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        min_length=1, max_length=2000, description="http(s) URL of the site backend's receiver."
+    )
+    secret: str | None = Field(
+        default=None,
+        min_length=MIN_SECRET_LENGTH,
+        max_length=200,
+        description="Signing secret. Omitted: the current one is kept, or one is generated.",
+    )
+
+
+class WebhookOut(BaseModel):
+    site: str
+    url: str | None
+    secret_set: bool
+    secret: str | None = Field(
+        default=None,
+        description="Only when this request generated it: store it now, it is never shown again.",
+    )
+
+
+class AttemptOut(BaseModel):
+    number: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event: str
+    comment_id: str | None
+    url: str
+    status: Literal["pending", "sending", "delivered", "failed"]
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+    attempts: list[AttemptOut]
+
+
+class DeliveriesOut(BaseModel):
+    deliveries: list[DeliveryOut]
+
+
+def _config_view(config: WebhookConfig) -> dict[str, Any]:
+    return {
+        "site": config.site,
+        "url": config.url,
+        "secret_set": config.secret_set,
+        "secret": config.secret,
+    }
+
+
+def _delivery_view(record: DeliveryRecord) -> dict[str, Any]:
+    d = record.delivery
+    return {
+        "id": d.id,
+        "event": d.event,
+        "comment_id": d.comment_id,
+        "url": d.url,
+        "status": d.status,
+        "next_attempt_at": d.next_attempt_at,
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "created_at": d.created_at,
+        "delivered_at": d.delivered_at,
+        "payload": d.payload,
+        "attempts": [
+            {
+                "number": a.number,
+                "started_at": a.started_at,
+                "duration_ms": a.duration_ms,
+                "status_code": a.status_code,
+                "error": a.error,
+            }
+            for a in record.attempts
+        ],
+    }
+
+
+def _service_origins(request: Request, state: State) -> list[tuple[str, int]]:
+    """Where this service answers: the address the caller used, and the configured one."""
+    url = request.base_url
+    default_port = 443 if url.scheme == "https" else 80
+    origins = [(state.settings.api_host, state.settings.api_port)]
+    if url.hostname:
+        origins.append((url.hostname, url.port or default_port))
+    return origins
+
+
+@router.put(
+    "/sites/{site}/webhook",
+    response_model=WebhookOut,
+    summary="Set a site's webhook URL and signing secret (admin)",
+)
+async def put_webhook(
+    site: SiteName, payload: WebhookIn, caller: AdminKey, state: State, request: Request
+) -> dict[str, Any]:
+    origins = _service_origins(request, state)
+
+    def write() -> dict[str, Any]:
+        with session_scope(state.sessions) as session:
+            config = set_webhook(
+                session,
+                site,
+                url=payload.url,
+                secret=payload.secret,
+                actor=caller.actor,
+                service_origins=origins,
+                api_port=state.settings.api_port,
+            )
+            return _config_view(config)
+
+    return await run_in_threadpool(write)
+
+
+@router.get(
+    "/sites/{site}/webhook",
+    response_model=WebhookOut,
+    summary="A site's webhook URL and whether a secret is set (admin)",
+)
+async def read_webhook(site: SiteName, caller: AdminKey, state: State) -> dict[str, Any]:
+    def read() -> dict[str, Any]:
+        with session_scope(state.sessions) as session:
+            return _config_view(get_webhook(session, site))
+
+    return await run_in_threadpool(read)
+
+
+@router.delete(
+    "/sites/{site}/webhook", status_code=204, summary="Stop sending a site's events (admin)"
+)
+async def delete_webhook(site: SiteName, caller: AdminKey, state: State) -> Response:
+    def write() -> None:
+        with session_scope(state.sessions) as session:
+            remove_webhook(session, site, actor=caller.actor)
+
+    await run_in_threadpool(write)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/webhooks/deliveries",
+    response_model=DeliveriesOut,
+    summary="The key's site's webhook deliveries, newest first, with every attempt",
+)
+async def get_deliveries(
+    caller: ModeratorKey,
+    site_id: SiteId,
+    state: State,
+    comment_id: Annotated[str | None, Query(max_length=32)] = None,
+    status: Literal["pending", "sending", "delivered", "failed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    def read() -> dict[str, Any]:
+        with session_scope(state.sessions) as session:
+            records = list_deliveries(
+                session, site_id, comment_id=comment_id, status=status, limit=limit
+            )
+            return {"deliveries": [_delivery_view(r) for r in records]}
+
+    return await run_in_threadpool(read)

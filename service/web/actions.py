@@ -1,0 +1,175 @@
+"""The moderators' forms: sign in, sign out, review one comment, review the selected ones."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.responses import Response
+
+from service.api.state import AppState
+from service.db import session_scope
+from service.errors import AuthError, InvalidInput
+from service.keys import authenticate
+from service.queue import enqueue_webhooks
+from service.reviews import Reviewed, review_comment, review_many
+from service.web.auth import new_session
+from service.web.deps import (
+    SIGN_IN_ROLES,
+    CheckedForm,
+    SignedIn,
+    WebRoute,
+    check_csrf,
+    current_session,
+    html_page,
+    read_form,
+    safe_next,
+    set_session_cookie,
+    state_of,
+    wants_json,
+    with_params,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/moderate", route_class=WebRoute, include_in_schema=False)
+
+
+def _login_page(
+    request: Request, *, csrf: str, next_url: str, error: str | None = None, status: int = 200
+) -> Response:
+    ended = request.query_params.get("ended") == "1"
+    signed_out = request.query_params.get("signed_out") == "1"
+    return html_page(
+        request,
+        "login.html",
+        status_code=status,
+        csrf=csrf,
+        next_url=next_url,
+        error=error,
+        ended=ended,
+        signed_out=signed_out,
+    )
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    # The sign-in form is protected like every other: a session without a key carries its
+    # CSRF token, so nobody can sign a browser in to their own key from another site.
+    web = current_session(request)
+    if web is None:
+        web = new_session()
+    response = _login_page(request, csrf=web.csrf, next_url=safe_next(next))
+    set_session_cookie(request, response, web)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await read_form(request)
+    web = current_session(request)
+    check_csrf(request, form, web)
+    assert web is not None
+    next_url = safe_next(form.get("next"))
+    plain = (form.get("key") or "").strip()
+    state = state_of(request)
+
+    def lookup() -> tuple[int, str]:
+        with session_scope(state.sessions) as session:
+            key = authenticate(session, plain or None)
+            return key.id, key.role
+
+    try:
+        key_id, role = await run_in_threadpool(lookup)
+    except AuthError as exc:
+        message = "Enter your moderator key." if not plain else f"Not signed in: {exc.detail}."
+        return _login_page(request, csrf=web.csrf, next_url=next_url, error=message, status=401)
+    if role not in SIGN_IN_ROLES:
+        message = (
+            f"Not signed in: a {role} key may not moderate. Sign in with a moderator or admin key."
+        )
+        return _login_page(request, csrf=web.csrf, next_url=next_url, error=message, status=403)
+    # A new CSRF token at sign-in, so a token seen before it is worth nothing after.
+    response = RedirectResponse(next_url, status_code=303)
+    set_session_cookie(request, response, new_session(key_id))
+    return response
+
+
+@router.get("/logout")
+def logout_form(request: Request, me: SignedIn) -> Response:
+    return html_page(request, "logout.html", moderator=me)
+
+
+@router.post("/logout")
+def logout(request: Request, me: SignedIn, form: CheckedForm) -> Response:
+    response = RedirectResponse("/moderate/login?signed_out=1", status_code=303)
+    set_session_cookie(request, response, new_session())
+    return response
+
+
+def _after_commit(state: AppState, reviewed: list[Reviewed]) -> None:
+    # The same step as the API's review routes (service/api/moderation.py): webhook deliveries
+    # were recorded with the reviews, and are sent once the reviews are committed.
+    ids = [d for r in reviewed for d in r.delivery_ids]
+    if ids:  # the beat task sends them later if the broker is away now
+        enqueue_webhooks(state.enqueue.app, ids)
+
+
+def _reason(form_value: str | None) -> str | None:
+    return (form_value or "").strip() or None
+
+
+def _done(
+    request: Request, form_next: str | None, reviewed: list[Reviewed], action: str
+) -> Response:
+    if wants_json(request):
+        return JSONResponse({"reviewed": [r.view for r in reviewed]})
+    target = with_params(safe_next(form_next), done=action, n=len(reviewed))
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/comments/{comment_id}/review")
+def review_one(request: Request, comment_id: str, me: SignedIn, form: CheckedForm) -> Response:
+    """Approve or reject one comment, at the version the moderator was shown."""
+    action = form.get("action") or ""
+    version_field = (form.get("version") or "").strip()
+    if version_field and not version_field.isdigit():
+        raise InvalidInput("version must be a whole number", field="version")
+    state = state_of(request)
+    with session_scope(state.sessions) as session:
+        reviewed = review_comment(
+            session,
+            me.caller.site_id,
+            comment_id,
+            key_id=me.caller.key_id,
+            actor=me.caller.actor,
+            action=action,
+            reason=_reason(form.get("reason")),
+            note=(form.get("note") or "").strip(),
+            version=int(version_field) if version_field else None,
+        )
+    _after_commit(state, [reviewed])
+    return _done(request, form.get("next"), [reviewed], action)
+
+
+@router.post("/review")
+def review_selected(request: Request, me: SignedIn, form: CheckedForm) -> Response:
+    """One action on every selected comment, all or nothing."""
+    action = form.get("action") or ""
+    ids = [i for i in form.getlist("ids") if i.strip()]
+    if not ids:
+        raise InvalidInput("select at least one comment first (x, or its checkbox)", field="ids")
+    state = state_of(request)
+    with session_scope(state.sessions) as session:
+        reviewed = review_many(
+            session,
+            me.caller.site_id,
+            ids,
+            key_id=me.caller.key_id,
+            actor=me.caller.actor,
+            action=action,
+            reason=_reason(form.get("reason")),
+            note=(form.get("note") or "").strip(),
+        )
+    _after_commit(state, reviewed)
+    return _done(request, form.get("next"), reviewed, action)

@@ -1,0 +1,275 @@
+"""What every moderator page needs: the signed-in key, checked forms, HTML and error responses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import structlog
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+
+from service.api.deps import Caller
+from service.api.state import AppState
+from service.db import session_scope
+from service.errors import ModerationError
+from service.models import ApiKey, Role, utcnow
+from service.web.auth import (
+    COOKIE_NAME,
+    WebSession,
+    load_secret,
+    read_session,
+    seal_session,
+    tokens_match,
+)
+from service.web.render import environment
+
+__all__ = [
+    "SIGN_IN_ROLES",
+    "CheckedForm",
+    "CsrfRejected",
+    "Form",
+    "Moderator",
+    "SignInRequired",
+    "SignedIn",
+    "WebRoute",
+    "check_csrf",
+    "current_session",
+    "html_page",
+    "read_form",
+    "safe_next",
+    "set_session_cookie",
+    "state_of",
+    "wants_json",
+    "with_params",
+]
+
+log = structlog.get_logger(__name__)
+
+SIGN_IN_ROLES = (Role.MODERATOR, Role.ADMIN)
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+# Every page: no framing, no third-party script or style even if some text slipped through
+# unescaped, and forms may post only back here.
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+        "object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class SignInRequired(Exception):
+    """No valid session, or its key was revoked or lost its role: off to the sign-in page."""
+
+    def __init__(self, ended: bool = False) -> None:
+        super().__init__("sign in required")
+        self.ended = ended
+
+
+class CsrfRejected(Exception):
+    """A POST without the session's CSRF token; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Moderator:
+    caller: Caller
+    session: WebSession
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf
+
+
+@dataclass(frozen=True)
+class Form:
+    """A posted urlencoded form; fields may repeat (the ids of a bulk review)."""
+
+    fields: dict[str, list[str]]
+
+    def get(self, name: str) -> str | None:
+        values = self.fields.get(name)
+        return values[0] if values else None
+
+    def getlist(self, name: str) -> list[str]:
+        return self.fields.get(name, [])
+
+
+def state_of(request: Request) -> AppState:
+    return request.app.state.moderation  # type: ignore[no-any-return]
+
+
+def current_session(request: Request) -> WebSession | None:
+    settings = state_of(request).settings
+    return read_session(
+        load_secret(settings),
+        request.cookies.get(COOKIE_NAME),
+        max_age_seconds=settings.web_session_hours * 3600,
+    )
+
+
+def set_session_cookie(request: Request, response: Response, session: WebSession) -> None:
+    settings = state_of(request).settings
+    response.set_cookie(
+        COOKIE_NAME,
+        seal_session(load_secret(settings), session),
+        max_age=int(settings.web_session_hours * 3600),
+        path="/moderate",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+def signed_in(request: Request) -> Moderator:
+    """The moderator of this request, re-checked against the database on every request so a
+    revoked key's sessions stop at once."""
+    web = current_session(request)
+    if web is None or web.key_id is None:
+        raise SignInRequired()
+    with session_scope(state_of(request).sessions) as session:
+        key = session.get(ApiKey, web.key_id)
+        # revoked_at may lie ahead: a rotated key keeps working through its grace period.
+        revoked = key is not None and key.revoked_at is not None and key.revoked_at <= utcnow()
+        if key is None or revoked or key.role not in SIGN_IN_ROLES:
+            raise SignInRequired(ended=True)
+        caller = Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
+    return Moderator(caller, web)
+
+
+SignedIn = Annotated[Moderator, Depends(signed_in)]
+
+
+async def read_form(request: Request) -> Form:
+    # Only urlencoded bodies: the pages' forms and the page's script both send that, and a
+    # parser for one format is less to get wrong than a multipart one.
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return Form({})
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return Form(parse_qs(body, keep_blank_values=True, max_num_fields=1000))
+
+
+def check_csrf(request: Request, form: Form, session: WebSession | None) -> None:
+    given = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    if session is None or not tokens_match(session.csrf, given):
+        raise CsrfRejected()
+
+
+async def checked_form(request: Request, moderator: SignedIn) -> Form:
+    form = await read_form(request)
+    check_csrf(request, form, moderator.session)
+    return form
+
+
+CheckedForm = Annotated[Form, Depends(checked_form)]
+
+
+def wants_json(request: Request) -> bool:
+    """The page's script asks for JSON; a plain form post gets a redirect or a page."""
+    return "application/json" in request.headers.get("accept", "")
+
+
+def safe_next(target: str | None, default: str = "/moderate") -> str:
+    """A return address on these pages only: never another host or scheme."""
+    if not target or not target.startswith("/moderate") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else default
+
+
+def with_params(target: str, **params: str | int) -> str:
+    parts = urlsplit(target)
+    query = [
+        (k, v) for k, v in parse_qs(parts.query, keep_blank_values=True).items() if k not in params
+    ]
+    flat = [(k, item) for k, values in query for item in values]
+    flat += [(k, str(v)) for k, v in params.items()]
+    return f"{parts.path}?{urlencode(flat)}"
+
+
+def html_page(
+    request: Request,
+    template: str,
+    *,
+    status_code: int = 200,
+    moderator: Moderator | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    context.setdefault("csrf", moderator.csrf if moderator else "")
+    context.setdefault(
+        "here", request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    )
+    template_ = environment().get_template(template)
+    html = template_.render(me=moderator.caller if moderator else None, **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+def _error_response(request: Request, status_code: int, code: str, detail: str) -> Response:
+    if wants_json(request):
+        return JSONResponse(
+            {"error": code, "detail": detail, "field": None}, status_code=status_code
+        )
+    title = "Nothing was changed" if request.method == "POST" else "Not here"
+    return html_page(
+        request,
+        "error.html",
+        status_code=status_code,
+        title=title,
+        code=code,
+        detail=detail,
+        back="/moderate",
+    )
+
+
+def _to_sign_in(request: Request, exc: SignInRequired) -> Response:
+    if wants_json(request):
+        return JSONResponse(
+            {"error": "unauthorized", "detail": "sign in again", "field": None}, status_code=401
+        )
+    params: dict[str, str] = {}
+    if request.method == "GET":
+        params["next"] = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if exc.ended:
+        params["ended"] = "1"
+    target = "/moderate/login" + (f"?{urlencode(params)}" if params else "")
+    return RedirectResponse(target, status_code=303)
+
+
+class WebRoute(APIRoute):
+    """Turns the pages' failures into pages: sign-in redirects, a 403 for a missing CSRF token,
+    and domain errors rendered as HTML (or JSON for the page's script), plus security headers."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except SignInRequired as exc:
+                response = _to_sign_in(request, exc)
+            except CsrfRejected:
+                log.warning("web_csrf_rejected", path=request.url.path)
+                response = _error_response(
+                    request,
+                    403,
+                    "csrf_failed",
+                    "This form is out of date or did not come from these pages (its security "
+                    "token is missing or wrong). Nothing was changed; reload and try again.",
+                )
+            except ModerationError as exc:
+                response = _error_response(request, exc.status_code, exc.code, exc.detail)
+            for name, value in _SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            response.headers.setdefault("Cache-Control", "no-store")
+            return response
+
+        return guarded

@@ -1,0 +1,191 @@
+"""Who may do what: every endpoint x every role x own site / another site, on the real API.
+
+A submitter cannot review; a moderator of one site can neither see nor touch another site's
+comments, even by guessing their ids; only admins manage sites, keys, webhooks and policy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from service.db import session_scope
+from service.keys import create_key
+from service.models import Comment
+from tests.integration.stack import Stack, comment
+from tests.integration.texts import TOXIC
+
+pytestmark = pytest.mark.integration
+
+ROLES = ("submitter", "moderator", "admin")
+SUBMIT, MODERATE, ADMIN = ("submitter", "admin"), ("moderator", "admin"), ("admin",)
+ANY = ROLES
+
+
+@dataclass
+class World:
+    stack: Stack
+    keys: dict[str, str]  # "news-moderator" -> plain key
+    held: dict[str, str]  # site -> id of a held comment
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    directory = tmp_path_factory.mktemp("stack-access")
+    stack = Stack(directory, f"sqlite:///{directory / 'moderation.db'}").start()
+    try:
+        with session_scope(stack.sessions) as session:
+            for role in ("moderator", "admin"):
+                stack.keys[f"other-{role}"] = create_key(session, site_name="other", role=role)[1]
+        held = {}
+        for site in ("news", "other"):
+            with stack.client(f"{site}-submitter") as client:
+                response = client.post(
+                    "/v1/comments?wait_ms=5000", json=comment(f"held-{site}", TOXIC[0])
+                )
+            assert response.json()["status"] == "held", response.text
+            held[site] = response.json()["id"]
+        yield World(stack, stack.keys, held)
+    finally:
+        stack.stop()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    method: str
+    # (world, target site) -> path; the target is "news" (the caller's own) or "other".
+    path: Callable[[World, str], str]
+    allowed: tuple[str, ...]
+    # How a call aimed at another site is refused when the role is allowed: "404" when the
+    # target is named by a comment id (another site's ids look missing), "site" when it is a
+    # site-wide resource reached with ?site= (admins only), "admin" for admin routes that name
+    # the site themselves (admins manage every site).
+    other: str
+    body: Callable[[World, str], Any] | None = None
+
+
+def _site_q(site: str) -> str:
+    return "" if site == "news" else f"?site={site}"
+
+
+def _new_key_prefix(world: World, site: str) -> str:
+    with session_scope(world.stack.sessions) as session:
+        key, _ = create_key(session, site_name=site, role="submitter", name="throwaway")
+        return key.prefix
+
+
+ENDPOINTS = [
+    Endpoint("submit", "POST", lambda w, s: "/v1/comments", SUBMIT, "own-only",
+             lambda w, s: comment(f"m-{uuid.uuid4().hex}", "Thanks for the report.")),
+    Endpoint("read comment", "GET", lambda w, s: f"/v1/comments/{w.held[s]}", ANY, "404"),
+    Endpoint("score", "POST", lambda w, s: "/v1/score", ANY, "own-only",
+             lambda w, s: {"texts": ["hello"]}),
+    Endpoint("queue", "GET", lambda w, s: f"/v1/queue{_site_q(s)}", MODERATE, "site"),
+    Endpoint("review", "POST", lambda w, s: f"/v1/comments/{w.held[s]}/review", MODERATE, "404",
+             lambda w, s: {"action": "reject", "reason": "ABUSIVE"}),
+    Endpoint("bulk review", "POST", lambda w, s: "/v1/reviews", MODERATE, "404",
+             lambda w, s: {"ids": [w.held[s]], "action": "reject"}),
+    Endpoint("history", "GET", lambda w, s: f"/v1/comments/{w.held[s]}/history", MODERATE, "404"),
+    Endpoint("read author", "GET", lambda w, s: f"/v1/authors/reader-1{_site_q(s)}", MODERATE,
+             "site"),
+    Endpoint("set author", "POST", lambda w, s: f"/v1/authors/someone{_site_q(s)}", MODERATE,
+             "site", lambda w, s: {"trust": "trusted"}),
+    Endpoint("stats", "GET", lambda w, s: f"/v1/stats{_site_q(s)}", MODERATE, "site"),
+    Endpoint("deliveries", "GET", lambda w, s: f"/v1/webhooks/deliveries{_site_q(s)}", MODERATE,
+             "site"),
+    Endpoint("list sites", "GET", lambda w, s: "/v1/sites", ADMIN, "own-only"),
+    Endpoint("create site", "POST", lambda w, s: "/v1/sites", ADMIN, "own-only",
+             lambda w, s: {"name": f"site-{uuid.uuid4().hex[:8]}"}),
+    Endpoint("read site", "GET", lambda w, s: f"/v1/sites/{s}", ADMIN, "admin"),
+    Endpoint("set policy", "PUT", lambda w, s: f"/v1/sites/{s}/policy", ADMIN, "admin",
+             lambda w, s: {"thresholds": {"toxic": 0.2}}),
+    Endpoint("read webhook", "GET", lambda w, s: f"/v1/sites/{s}/webhook", ADMIN, "admin"),
+    Endpoint("set webhook", "PUT", lambda w, s: f"/v1/sites/{s}/webhook", ADMIN, "admin",
+             lambda w, s: {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32}),
+    Endpoint("remove webhook", "DELETE", lambda w, s: f"/v1/sites/{s}/webhook", ADMIN, "admin"),
+    Endpoint("list keys", "GET", lambda w, s: f"/v1/keys?site={s}", ADMIN, "admin"),
+    Endpoint("create key", "POST", lambda w, s: "/v1/keys", ADMIN, "admin",
+             lambda w, s: {"site": s, "role": "moderator"}),
+    Endpoint("revoke key", "DELETE", lambda w, s: f"/v1/keys/{_new_key_prefix(w, s)}", ADMIN,
+             "admin"),
+    Endpoint("rotate key", "POST", lambda w, s: f"/v1/keys/{_new_key_prefix(w, s)}/rotate",
+             ADMIN, "admin"),
+    # Last: a claim makes the comment the claimer's, which other checks would then run into.
+    Endpoint("claim", "POST", lambda w, s: f"/v1/queue/claim{_site_q(s)}", MODERATE, "site"),
+]  # fmt: skip
+
+
+def _expected(endpoint: Endpoint, role: str, target: str) -> str:
+    if role not in endpoint.allowed:
+        return "403"
+    if target == "news" or endpoint.other == "admin":
+        return "2xx"
+    if endpoint.other == "site":
+        return "2xx" if role == "admin" else "403"
+    return "404"
+
+
+CASES = [
+    pytest.param(e, role, target, id=f"{e.name}-{role}-{target}")
+    for e in ENDPOINTS
+    for role in ROLES
+    for target in ("news", "other")
+    if not (e.other == "own-only" and target == "other")
+]
+
+
+@pytest.mark.parametrize(("endpoint", "role", "target"), CASES)
+def test_authorisation_matrix(world: World, endpoint: Endpoint, role: str, target: str) -> None:
+    body = endpoint.body(world, target) if endpoint.body else None
+    with world.stack.client(f"news-{role}") as client:
+        response = client.request(endpoint.method, endpoint.path(world, target), json=body)
+    expected = _expected(endpoint, role, target)
+    got = "2xx" if response.is_success else str(response.status_code)
+    assert got == expected, response.text
+    if not response.is_success:
+        assert response.json()["error"] and response.json()["detail"]
+    with session_scope(world.stack.sessions) as session:  # leases would block later checks
+        session.execute(update(Comment).values(claimed_by=None, claim_expires_at=None))
+
+
+def test_a_moderator_of_another_site_sees_none_of_this_sites_queue(world: World) -> None:
+    with world.stack.client("other-moderator") as client:
+        queue = client.get("/v1/queue").json()["items"]
+        guessed = client.get(f"/v1/comments/{world.held['news']}")
+        reviewed = client.post(
+            f"/v1/comments/{world.held['news']}/review", json={"action": "approve"}
+        )
+    assert [item["id"] for item in queue] == [world.held["other"]]
+    assert guessed.status_code == reviewed.status_code == 404
+
+
+def _status(client: httpx.Client) -> int:
+    return client.get("/v1/queue").status_code
+
+
+def test_revoked_and_rotated_keys(world: World) -> None:
+    with world.stack.client("news-admin") as admin:
+        created = admin.post("/v1/keys", json={"site": "news", "role": "moderator"}).json()
+        old = created["key"]
+        rotated = admin.post(f"/v1/keys/{created['prefix']}/rotate?grace_seconds=600").json()
+        new = rotated["key"]
+        headers = {"Authorization": f"Bearer {old}"}
+        with httpx.Client(base_url=world.stack.base_url, headers=headers) as old_client:
+            assert _status(old_client) == 200, "the old key works during the grace period"
+            with httpx.Client(
+                base_url=world.stack.base_url, headers={"Authorization": f"Bearer {new}"}
+            ) as new_client:
+                assert _status(new_client) == 200
+                assert admin.delete(f"/v1/keys/{created['prefix']}").status_code == 200
+                assert _status(old_client) == 401
+                assert _status(new_client) == 200
+                assert admin.delete(f"/v1/keys/{rotated['prefix']}").status_code == 200
+                response = new_client.get("/v1/queue")
+    assert response.status_code == 401 and response.json()["field"] == "Authorization"

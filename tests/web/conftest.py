@@ -1,0 +1,158 @@
+"""Fixtures for the moderator pages: an app with only the web router over a real database."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import web
+from service.db import make_engine, make_session_factory, session_scope
+from service.keys import create_key, get_or_create_site
+from service.migrate import upgrade_database
+from service.models import Author, Comment, CommentStatus, Decision, utcnow
+from service.review_queue import reason_tags
+from service.settings import Settings
+
+
+@dataclass
+class Site:
+    """A migrated SQLite database with a site `news`, its keys and a way to add held comments."""
+
+    sessions: sessionmaker[Session]
+    settings: Settings
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def held(
+        self,
+        external_id: str,
+        text: str,
+        *,
+        score: float = 0.9,
+        author: str = "reader-1",
+        article: str = "peace-talks",
+        spans: list[dict[str, Any]] | None = None,
+        site: str = "news",
+    ) -> str:
+        """A held comment, as a worker would leave it, with a toxic reason over `spans`."""
+        reasons = [
+            {
+                "code": "attribute_over_threshold",
+                "attribute": "toxic",
+                "score": score,
+                "threshold": 0.2,
+                "spans": spans or [],
+            }
+        ]
+        with session_scope(self.sessions) as session:
+            site_row = get_or_create_site(session, site)
+            author_row = session.query(Author).filter_by(
+                site_id=site_row.id, external_id=author
+            ).one_or_none() or Author(site_id=site_row.id, external_id=author)
+            session.add(author_row)
+            session.flush()
+            comment = Comment(
+                site_id=site_row.id,
+                external_id=external_id,
+                article_id=article,
+                author_id=author_row.id,
+                text=text,
+                status=CommentStatus.HELD,
+                version=2,
+                score=score,
+                reason_tags=reason_tags(reasons),
+            )
+            session.add(comment)
+            session.flush()
+            session.add(
+                Decision(
+                    comment_id=comment.id,
+                    action="hold",
+                    scores={"toxic": score, "insult": score / 2},
+                    reasons=reasons,
+                    model_version="test-model",
+                    latency_ms=1.0,
+                    decided_at=utcnow(),
+                )
+            )
+            return comment.id
+
+    def status(self, comment_id: str) -> str:
+        with self.sessions() as session:
+            comment = session.get(Comment, comment_id)
+            assert comment is not None
+            return comment.status
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    url = f"sqlite:///{tmp_path / 'web.db'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    made = Site(make_session_factory(engine), Settings(var_dir=tmp_path, database_url=url))
+    with session_scope(made.sessions) as session:
+        for site_name, role in (
+            ("news", "moderator"),
+            ("news", "admin"),
+            ("news", "submitter"),
+            ("other", "moderator"),
+        ):
+            made.keys[f"{site_name}-{role}"] = create_key(
+                session, site_name=site_name, role=role, name=f"{role} of {site_name}"
+            )[1]
+    try:
+        yield made
+    finally:
+        engine.dispose()
+
+
+class SentTasks(list[tuple[str, list[Any]]]):
+    """Stands in for the Celery app at the queue's edge: records what would be sent."""
+
+    def send_task(self, name: str, args: list[Any], **_: Any) -> None:
+        self.append((name, args))
+
+
+@pytest.fixture
+def sent() -> SentTasks:
+    return SentTasks()
+
+
+@pytest.fixture
+def app(site: Site, sent: SentTasks) -> FastAPI:
+    application = FastAPI()
+    application.include_router(web.router)
+    # The pages use the settings, the database and, after a review, the queue's Celery app.
+    application.state.moderation = SimpleNamespace(
+        settings=site.settings, sessions=site.sessions, enqueue=SimpleNamespace(app=sent)
+    )
+    return application
+
+
+@pytest.fixture
+def browser(app: FastAPI) -> Iterator[TestClient]:
+    """A client that keeps cookies like a browser and does not follow redirects."""
+    with TestClient(app, follow_redirects=False) as client:
+        yield client
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has a form with a CSRF token"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, key: str) -> str:
+    """Sign in through the form; returns the session's CSRF token."""
+    token = csrf_of(client.get("/moderate/login").text)
+    response = client.post("/moderate/login", data={"key": key, "csrf_token": token})
+    assert response.status_code == 303, response.text
+    return csrf_of(client.get("/moderate").text)

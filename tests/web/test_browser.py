@@ -1,0 +1,244 @@
+"""The moderator pages end to end: a real headless Chromium against Redis, a worker and the API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from service.db import session_scope
+from service.keys import create_key, revoke_key
+from tests.integration.stack import Stack, comment
+from tests.integration.texts import TOXIC
+
+pytestmark = pytest.mark.integration
+
+# A 2-core machine running the stack and the browser together can be slow to repaint.
+expect.set_options(timeout=10_000)
+
+CHROMIUM = os.environ.get("MODERATION_TEST_CHROMIUM", "/usr/bin/chromium")
+# The flags that work on a machine with no display, no GPU, no network and running as root.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    directory = tmp_path_factory.mktemp("web-stack")
+    running = Stack(directory, f"sqlite:///{directory / 'moderation.db'}").start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        if os.environ.get("MODERATION_TEST_REQUIRE_BROWSER"):
+            pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium")
+        pytest.skip(f"no Chromium at {CHROMIUM} (`make test` installs it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(chromium: Browser, stack: Stack) -> Iterator[Page]:
+    context = chromium.new_context(base_url=stack.base_url)
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def _hold(stack: Stack, article: str, texts: list[str], author: str = "reader-1") -> list[str]:
+    """Submit comments through the API as a site would; each must come back held."""
+    ids = []
+    with stack.client() as client:
+        for text in texts:
+            payload = comment(f"{article}-{uuid.uuid4().hex[:8]}", text, article_id=article)
+            response = client.post(
+                "/v1/comments?wait_ms=5000", json={**payload, "author_id": author}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "held", response.json()
+            ids.append(response.json()["id"])
+    return ids
+
+
+def _status(stack: Stack, comment_id: str) -> str:
+    with stack.client() as client:
+        return str(client.get(f"/v1/comments/{comment_id}").json()["status"])
+
+
+def _sign_in(page: Page, key: str, then: str = "/moderate") -> None:
+    page.goto(then)
+    page.fill("#key", key)
+    # Wait for the page after sign-in to load, script included, before anyone presses a key.
+    with page.expect_navigation():
+        page.click("form[action='/moderate/login'] button[type=submit]")
+
+
+def _article() -> str:
+    return f"article-{uuid.uuid4().hex[:8]}"
+
+
+def test_bad_key_shows_an_error_and_a_submitter_key_is_refused(page: Page, stack: Stack) -> None:
+    _sign_in(page, "mk_not-a-key")
+    expect(page.locator("p.error")).to_contain_text("unknown API key")
+    _sign_in(page, stack.keys["news-submitter"])
+    expect(page.locator("p.error")).to_contain_text("a submitter key may not moderate")
+    page.goto("/moderate")
+    expect(page.locator("#key")).to_be_visible()
+
+
+def test_moderator_reviews_by_keyboard_bulk_rejects_and_sees_the_audit_trail(
+    page: Page, stack: Stack
+) -> None:
+    article = _article()
+    held = _hold(stack, article, TOXIC[:4])
+    _sign_in(page, stack.keys["news-moderator"], then=f"/moderate?article={article}")
+    items = page.locator("#queue > li.item")
+    expect(items).to_have_count(4)
+    scores = [float(s) for s in items.evaluate_all("els => els.map(e => e.dataset.score)")]
+    assert scores == sorted(scores, reverse=True), "highest score first"
+    expect(items.first.locator("mark").first).to_be_visible()  # the words behind the score
+    expect(items.first.locator("li.reason").first).to_contain_text("toxic")
+
+    order = items.evaluate_all("els => els.map(e => e.dataset.id)")
+    page.keyboard.press("j")
+    expect(items.first).to_have_class("item current")
+    page.keyboard.press("a")
+    expect(items).to_have_count(3)
+    expect(page.locator("#status")).to_have_text("Approved 1 comment.")
+    assert _status(stack, order[0]) == "approved"
+
+    # Focus moved to the next comment: select it and the one after, then reject both at once.
+    page.keyboard.press("x")
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    expect(page.locator("#selected-count")).to_have_text("2")
+    page.keyboard.press("Shift+R")
+    expect(items).to_have_count(1)
+    expect(page.locator("#status")).to_have_text("Rejected 2 comments.")
+    assert [_status(stack, i) for i in order[1:3]] == ["rejected", "rejected"]
+    assert _status(stack, order[3]) == "held"
+    assert sorted(order) == sorted(held)
+
+    page.goto(f"/moderate/comments/{order[1]}")
+    reviewed = page.locator("#trail tr.event-reviewed")
+    expect(reviewed).to_have_count(1)
+    expect(reviewed).to_contain_text("reject")
+    expect(reviewed).to_contain_text("moderator key")
+    expect(page.locator("#trail tr.event-decided")).to_contain_text("hold")
+
+
+def test_comment_text_with_markup_renders_as_text(page: Page, stack: Stack) -> None:
+    article = _article()
+    text = "<script>window.pwned = 1</script> You are a stupid idiot <b>moron</b>"
+    (comment_id,) = _hold(stack, article, [text])
+    _sign_in(page, stack.keys["news-moderator"], then=f"/moderate?article={article}")
+    item = page.locator(f"#c-{comment_id}")
+    expect(item.locator("blockquote.text")).to_have_text(text)
+    assert item.locator("script, b").count() == 0
+    assert page.evaluate("() => window.pwned === undefined")
+
+
+def test_new_held_comments_appear_without_a_reload(page: Page, stack: Stack) -> None:
+    article = _article()
+    _hold(stack, article, TOXIC[4:5])
+    _sign_in(page, stack.keys["news-moderator"], then=f"/moderate?article={article}")
+    expect(page.locator("#queue > li.item")).to_have_count(1)
+    page.evaluate("() => { window.sameDocument = true; }")
+    (late,) = _hold(stack, article, TOXIC[5:6])
+    expect(page.locator(f"#c-{late}")).to_be_visible(timeout=15_000)
+    assert page.evaluate("() => window.sameDocument === true")
+    expect(page.locator("#count")).to_have_text("2")
+
+
+def test_h_shows_the_authors_history_inline(page: Page, stack: Stack) -> None:
+    article = _article()
+    _hold(stack, article, TOXIC[6:8], author="repeat-offender")
+    _sign_in(page, stack.keys["news-moderator"], then=f"/moderate?article={article}")
+    page.keyboard.press("j")
+    page.keyboard.press("h")
+    panel = page.locator("li.item.current .author-panel")
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text("repeat-offender")
+    expect(panel).to_contain_text("2 comments")
+    page.keyboard.press("h")
+    expect(panel).to_be_hidden()
+
+
+def test_post_without_csrf_token_is_forbidden_and_changes_nothing(page: Page, stack: Stack) -> None:
+    article = _article()
+    (comment_id,) = _hold(stack, article, TOXIC[8:9])
+    _sign_in(page, stack.keys["news-moderator"], then=f"/moderate?article={article}")
+    expect(page.locator(f"#c-{comment_id}")).to_be_visible()
+    request = page.context.request  # with the page's cookies
+    response = request.post(
+        f"/moderate/comments/{comment_id}/review", form={"action": "reject"}, max_redirects=0
+    )
+    assert response.status == 403
+    bulk = request.post("/moderate/review", form={"action": "reject", "ids": comment_id})
+    assert bulk.status == 403
+    assert _status(stack, comment_id) == "held"
+
+
+def test_stats_page_shows_the_hourly_chart(page: Page, stack: Stack) -> None:
+    _sign_in(page, stack.keys["news-moderator"], then="/moderate/stats")
+    chart = page.locator("svg.chart")
+    expect(chart).to_be_visible()
+    assert chart.locator("rect.bar").count() == 24
+    expect(page.locator("#queue-size")).not_to_have_text("0")
+
+
+def test_a_revoked_key_is_signed_out(page: Page, stack: Stack) -> None:
+    with session_scope(stack.sessions) as session:
+        plain = create_key(session, site_name="news", role="moderator", name="temp")[1]
+    _sign_in(page, plain)
+    expect(page.locator("h1")).to_contain_text("Held comments")
+    with session_scope(stack.sessions) as session:
+        revoke_key(session, plain[:10])
+    page.reload()
+    expect(page.locator("#key")).to_be_visible()
+    expect(page.locator(".login")).to_contain_text("Your session ended")
+
+
+def test_the_forms_work_without_javascript(chromium: Browser, stack: Stack) -> None:
+    article = _article()
+    first, second = _hold(stack, article, TOXIC[9:11])
+    context = chromium.new_context(base_url=stack.base_url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        _sign_in(page, stack.keys["news-moderator"], then=f"/moderate?article={article}")
+        with page.expect_navigation():
+            page.locator(f"#c-{first} button.approve").click()
+        expect(page.locator("p.notice")).to_have_text("Approved 1 comment.")
+        assert page.url.endswith(f"/moderate?article={article}&done=approve&n=1")
+        page.locator(f"#c-{second} input.select").check()
+        with page.expect_navigation():
+            page.locator("#bulk button.reject").click()
+        expect(page.locator("p.notice")).to_have_text("Rejected 1 comment.")
+        expect(page.locator("#queue > li.item")).to_have_count(0)
+        assert (_status(stack, first), _status(stack, second)) == ("approved", "rejected")
+    finally:
+        context.close()
