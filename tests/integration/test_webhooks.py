@@ -190,6 +190,46 @@ def test_a_decided_comment_is_posted_signed_to_the_site_backend(
     }
 
 
+def test_a_moderators_review_is_posted_signed_and_shows_in_the_history(
+    stack: Stack, receiver: Receiver
+) -> None:
+    secret = "r" * 32
+    _set_webhook(stack, f"{receiver.base_url}/ok", secret)
+    held = _post(stack, "hook-review", "Shut up, you stupid moron.")
+    with stack.client("news-moderator") as moderator:
+        response = moderator.post(
+            f"/v1/comments/{held['id']}/review",
+            json={"action": "reject", "reason": "ABUSIVE", "note": "insult"},
+        )
+        assert response.status_code == 200, response.text
+
+        def reviewed() -> list[Received]:
+            return [
+                r
+                for r in receiver.requests_for(held["id"])
+                if r.payload["event"] == "comment.reviewed"
+            ]
+
+        [request] = wait_until(reviewed, timeout=15)
+        events = wait_until(
+            lambda: [
+                e
+                for e in moderator.get(f"/v1/comments/{held['id']}/history").json()["events"]
+                if e["event"] == "webhook" and e["data"]["status"] == "delivered"
+            ],
+            timeout=10,
+        )
+    headers = request.headers
+    assert verify(
+        secret, headers["X-Moderation-Timestamp"], headers["X-Moderation-Signature"], request.body
+    )
+    payload = request.payload
+    assert payload["comment"]["status"] == "rejected"
+    assert payload["review"]["action"] == "reject" and payload["review"]["reason"] == "ABUSIVE"
+    assert payload["review"]["note"] == "insult"
+    assert {e["data"]["event"] for e in events} == {"comment.decided", "comment.reviewed"}
+
+
 def test_a_receiver_that_fails_at_first_gets_the_delivery_again_with_a_fresh_signature(
     stack: Stack, receiver: Receiver
 ) -> None:
