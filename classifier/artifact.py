@@ -16,7 +16,14 @@ from classifier.card import render_card
 from classifier.features import CharNgramFeaturizer, WordNgramFeaturizer
 from classifier.model import ToxicityModel
 
-__all__ = ["ArtifactError", "artifact_files", "load_default_model", "load_model", "save_model"]
+__all__ = [
+    "ArtifactError",
+    "artifact_files",
+    "artifact_identity",
+    "load_default_model",
+    "load_model",
+    "save_model",
+]
 
 FORMAT = "moderation-tfidf-lr/1"
 ARRAYS_FILE = "model.npz"
@@ -78,7 +85,7 @@ def stamp(model: ToxicityModel, files: dict[str, bytes] | None = None) -> dict[s
     """Set `model.sha256` and `model.version` from its content; return the content files."""
     files = files if files is not None else artifact_files(model)
     _, model.sha256 = _digest(files)
-    model.version = f"tfidf-lr-{model.sha256[:12]}"
+    model.version = _version(model.sha256)
     return files
 
 
@@ -149,8 +156,21 @@ def load_model(directory: str | Path, *, expected_sha256: str | None = None) -> 
         # Unknown or missing parameters, arrays of the wrong kind: never a half-built model.
         raise ArtifactError(f"{directory}: inconsistent artifact content: {exc!r}") from exc
     model.sha256 = sha
-    model.version = f"tfidf-lr-{sha[:12]}"
+    model.version = _version(sha)
     return model
+
+
+def _version(sha256: str) -> str:
+    return f"tfidf-lr-{sha256[:12]}"
+
+
+def artifact_identity(directory: str | Path) -> tuple[str, str]:
+    """(version, sha256) of an artifact folder, from its manifest, without loading the model."""
+    try:
+        sha = str(json.loads((Path(directory) / MANIFEST_FILE).read_text())["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{directory}: no readable manifest: {exc}") from exc
+    return _version(sha), sha
 
 
 def _build(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> ToxicityModel:

@@ -1,5 +1,5 @@
 """The relational data model: sites, keys, authors, comments, decisions, reviews, audit log,
-webhook deliveries."""
+webhook deliveries, training labels, model versions and training jobs."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -31,10 +33,16 @@ __all__ = [
     "Comment",
     "CommentStatus",
     "Decision",
+    "Label",
+    "ModelAlias",
+    "ModelEvent",
+    "ModelVersion",
     "Review",
     "ReviewAction",
     "Role",
+    "ShadowScore",
     "Site",
+    "TrainingJob",
     "Trust",
     "WebhookAttempt",
     "WebhookDelivery",
@@ -301,3 +309,114 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[float] = mapped_column(Float)
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Label(Base):
+    """A training label: the text as a moderator judged it (or as imported), per attribute.
+
+    `labels` maps attribute to 0 or 1; an attribute it does not name is unlabelled. A comment
+    has one label, which its latest review rewrites.
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        UniqueConstraint("comment_id", name="uq_labels_comment"),
+        Index("ix_labels_site_created", "site_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    comment_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    source: Mapped[str] = mapped_column(String(20))  # review | import
+    text: Mapped[str] = mapped_column(Text)
+    labels: Mapped[dict[str, Any]] = mapped_column()
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    """An immutable model: its artifact (a zip of the artifact folder) and what it was made of."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))  # the artifact's own (classifier manifest)
+    archive: Mapped[bytes] = mapped_column(LargeBinary)
+    archive_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="candidate")
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False)
+    parent: Mapped[str | None] = mapped_column(String(100), default=None)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    bias: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelAlias(Base):
+    """A movable name ("active") that points at one version; every move is a ModelEvent."""
+
+    __tablename__ = "model_aliases"
+
+    alias: Mapped[str] = mapped_column(String(50), primary_key=True)
+    version: Mapped[str] = mapped_column(ForeignKey("model_versions.version"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelEvent(Base):
+    __tablename__ = "model_events"
+    __table_args__ = (Index("ix_model_events_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(30))
+    from_version: Mapped[str | None] = mapped_column(String(100), default=None)
+    to_version: Mapped[str | None] = mapped_column(String(100), default=None)
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingJob(Base):
+    """One retraining run; `active_slot` is 1 while queued or running, so at most one runs."""
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (
+        UniqueConstraint("active_slot", name="uq_training_jobs_active_slot"),
+        Index("ix_training_jobs_created", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="SET NULL"), default=None
+    )
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    active_slot: Mapped[int | None] = mapped_column(Integer, default=1)
+    stage: Mapped[str] = mapped_column(String(100), default="queued")
+    percent: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    requested_by: Mapped[str] = mapped_column(String(200), default="")
+    labels_used: Mapped[int] = mapped_column(Integer, default=0)
+    candidate_version: Mapped[str | None] = mapped_column(String(100), default=None)
+    promoted: Mapped[bool] = mapped_column(Boolean, default=False)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ShadowScore(Base):
+    """A shadow model's verdict on a live comment, beside the active model's decision."""
+
+    __tablename__ = "shadow_scores"
+    __table_args__ = (UniqueConstraint("version", "comment_id", name="uq_shadow_scores_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(100))
+    comment_id: Mapped[str] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(20))
+    scores: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

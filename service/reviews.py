@@ -25,6 +25,7 @@ from service.errors import (
     NotReviewable,
     StaleVersion,
 )
+from service.labels import labels_from_reviews
 from service.models import (
     AuditEntry,
     Comment,
@@ -148,6 +149,7 @@ def _apply(
             "a comment was changed by someone else during this review; nothing was reviewed",
             field="id" if len(comments) == 1 else "ids",
         )
+    labels_from_reviews(session, comments, action=action, actor=actor, now=now)
     done: list[Reviewed] = []
     for comment in comments:
         review = Review(

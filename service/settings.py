@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # measured by bench/pipeline.py. Never set it in production.
     pipeline_task: Literal["score", "noop"] = "score"
 
+    # How often each process looks at the model registry for a new active (or shadow) version.
+    model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
     # How long a moderator's claim on a held comment lasts before others may take it.
     claim_seconds: float = Field(default=300.0, gt=0, le=86_400)
 

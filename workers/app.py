@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import make_engine, make_session_factory
 from service.language import load_detector
 from service.logs import configure_logging
+from service.model_holder import ModelHolder
 from service.queue import (
     RETRY_WEBHOOKS,
     SCORING_QUEUE,
@@ -26,7 +27,7 @@ from service.queue import (
     celery_config,
     redis_url,
 )
-from service.scoring import ModelScorer, load_scorer
+from service.scoring import ModelScorer
 from service.settings import Settings, get_settings
 
 __all__ = ["RecentIds", "Resources", "app", "resources"]
@@ -63,21 +64,31 @@ class Resources:
     pid: int
     # Comments decided in another task's batch: their own task can end without a query.
     decided_here: RecentIds = field(default_factory=RecentIds)
-    _scorer: ModelScorer | None = field(default=None, repr=False)
+    _models: ModelHolder | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)
     # The webhook worker runs tasks in threads: build each lazy resource once.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
-    def scorer(self) -> ModelScorer:
+    def models(self) -> ModelHolder:
+        """The registry's active model (and shadow), followed without a restart."""
         # Loaded on first use, so a worker that only delivers webhooks never holds the model.
-        if self._scorer is None:
+        if self._models is None:
             with self._lock:
-                if self._scorer is None:
-                    scorer = load_scorer(self.settings.model_dir)
+                if self._models is None:
+                    holder = ModelHolder(
+                        self.sessions,
+                        cache_dir=self.settings.var_dir / "models",
+                        bootstrap_dir=self.settings.model_dir,
+                        poll_seconds=self.settings.model_poll_seconds,
+                    ).start()
                     load_detector()  # the language model too: the first comment must not wait
-                    self._scorer = scorer
-        return self._scorer
+                    self._models = holder
+        return self._models
+
+    @property
+    def scorer(self) -> ModelScorer:
+        return self.models.scorer
 
     @property
     def http(self) -> httpx.Client:

@@ -40,7 +40,7 @@ async def readyz(state: State) -> ORJSONResponse:
     except Exception as exc:
         checks["redis"] = f"error: {exc.__class__.__name__}"
     checks["decisions_subscription"] = "ok" if state.waiters.subscribed.is_set() else "down"
-    checks["model"] = state.scorer.version
+    checks["model"] = state.models.scorer.version
     ready = all(checks[name] == "ok" for name in ("database", "redis", "decisions_subscription"))
     return ORJSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -20,9 +20,9 @@ from service.api.state import AppState
 from service.api.waiters import DecisionWaiters
 from service.db import make_engine, make_session_factory
 from service.logs import configure_logging
+from service.model_holder import ModelHolder
 from service.queue import NOOP_DECIDE, SCORE_COMMENT, Enqueuer, make_celery, redis_url
 from service.schemas import ErrorOut
-from service.scoring import load_scorer
 from service.settings import Settings, get_settings
 
 __all__ = ["ERROR_RESPONSES", "create_app"]
@@ -56,21 +56,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await waiters.start()
         with contextlib.suppress(TimeoutError):  # Redis may be down; requests still work
             await asyncio.wait_for(waiters.subscribed.wait(), timeout=5)
+        sessions = make_session_factory(engine)
+        models = ModelHolder(
+            sessions,
+            cache_dir=settings.var_dir / "models",
+            bootstrap_dir=settings.model_dir,
+            poll_seconds=settings.model_poll_seconds,
+        )
+        await asyncio.to_thread(models.start)
         app.state.moderation = AppState(
             settings=settings,
             engine=engine,
-            sessions=make_session_factory(engine),
+            sessions=sessions,
             enqueue=Enqueuer(
                 make_celery(settings),
                 task_name=NOOP_DECIDE if settings.pipeline_task == "noop" else SCORE_COMMENT,
             ),
             redis=client,
             waiters=waiters,
-            scorer=load_scorer(settings.model_dir),
+            models=models,
         )
         try:
             yield
         finally:
+            models.stop()
             await waiters.stop()
             await client.aclose()
             engine.dispose()

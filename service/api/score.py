@@ -25,5 +25,6 @@ async def score(payload: ScoreIn, _: AnyKey, state: State) -> dict[str, Any]:
                 f"texts.{index} is {len(text)} characters; the limit is {limit}",
                 field=f"texts.{index}",
             )
-    results = await run_in_threadpool(state.scorer.score, payload.texts, explain=payload.explain)
-    return {"model_version": state.scorer.version, "results": results}
+    scorer = state.models.scorer  # one model for the whole request, even if a swap comes
+    results = await run_in_threadpool(scorer.score, payload.texts, explain=payload.explain)
+    return {"model_version": scorer.version, "results": results}

@@ -9,8 +9,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.waiters import DecisionWaiters
+from service.model_holder import ModelHolder
 from service.queue import Enqueuer
-from service.scoring import ModelScorer
 from service.settings import Settings
 
 __all__ = ["AppState"]
@@ -24,4 +24,4 @@ class AppState:
     enqueue: Enqueuer
     redis: aioredis.Redis
     waiters: DecisionWaiters
-    scorer: ModelScorer
+    models: ModelHolder

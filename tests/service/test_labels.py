@@ -1,0 +1,89 @@
+"""Reviews become training labels; labels import from CSV and export again."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db import session_scope
+from service.errors import InvalidInput
+from service.labels import export_labels, import_labels, label_values, site_labels
+from service.models import Label
+from service.reviews import review_comment
+from tests.integration.texts import TOXIC
+from tests.service.test_reviews import _decide
+
+
+def test_label_values_follow_the_review() -> None:
+    assert label_values("reject", " code:attribute_over_threshold attribute:insult ") == {
+        "toxic": 1,
+        "insult": 1,
+    }
+    assert label_values("reject", "") == {"toxic": 1}
+    assert set(label_values("approve", " attribute:toxic ").values()) == {0}
+
+
+def test_each_review_is_a_label_and_a_later_review_rewrites_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id, (held,) = _decide(sessions, TOXIC[:1])
+    with session_scope(sessions) as session:
+        review_comment(session, site_id, held, key_id=1, actor="a", action="reject")
+    with session_scope(sessions) as session:
+        first = site_labels(session, site_id)
+        review_comment(session, site_id, held, key_id=1, actor="b", action="approve")
+    with session_scope(sessions) as session:
+        second = site_labels(session, site_id)
+        assert session.scalar(select(func.count()).select_from(Label)) == 1
+    assert first.texts == [TOXIC[0]] and first.labels[0, 0] == 1
+    assert np.all(second.labels[0] == 0)
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> Path:
+    with gzip.open(path, "wt", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_import_checks_the_whole_file_first_and_export_returns_it(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    site_id, (held,) = _decide(sessions, TOXIC[:1])
+    good = _write(
+        tmp_path / "good.csv.gz",
+        [
+            {"comment_id": "", "comment_text": "you utter fool", "toxic": "1", "insult": "1"},
+            {"comment_id": held, "comment_text": TOXIC[0], "toxic": "0", "insult": ""},
+        ],
+    )
+    unknown = _write(
+        tmp_path / "unknown.csv.gz",
+        [
+            {"comment_id": "", "comment_text": "fine", "toxic": "0"},
+            {"comment_id": "f" * 32, "comment_text": "who?", "toxic": "1"},
+        ],
+    )
+    bad_cell = _write(tmp_path / "bad.csv.gz", [{"comment_text": "x", "toxic": "maybe"}])
+    with session_scope(sessions) as session:
+        with pytest.raises(InvalidInput, match="line 3") as missing:
+            import_labels(session, site_id, unknown, actor="admin")
+        assert missing.value.field == "comment_id"
+        with pytest.raises(InvalidInput):
+            import_labels(session, site_id, bad_cell, actor="admin")
+        assert session.scalar(select(func.count()).select_from(Label)) == 0
+        assert import_labels(session, site_id, good, actor="admin") == 2
+    with session_scope(sessions) as session:
+        rows = list(export_labels(session, site_id))
+    assert [(r["comment_text"], r["toxic"], r["insult"]) for r in rows] == [
+        ("you utter fool", 1, 1),
+        (TOXIC[0], 0, ""),
+    ]
+    assert rows[1]["comment_id"] == held and rows[0]["source"] == "import"
