@@ -40,10 +40,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 bench-model: $(STAMP)
-	$(BIN)/python bench/model.py
+	$(BIN)/python -m bench.model
 
 bench-pipeline: $(STAMP)
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python -m bench.pipeline
 
 clean:
 	rm -rf var .pytest_cache

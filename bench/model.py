@@ -1,6 +1,6 @@
 """Benchmark of the default toxicity model: latency, batch cost, size, memory, training time.
 
-Usage: python bench/model.py [--train] [--data-dir DIR]
+Usage: python -m bench.model [--train] [--data-dir DIR]
 Prints figures; asserts nothing.
 """
 

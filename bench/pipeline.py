@@ -1,6 +1,6 @@
 """Benchmark the whole pipeline through the running API, against a no-op pipeline in the same run.
 
-    python bench/pipeline.py [--comments 2000] [--concurrency 32] [--database sqlite|postgresql]
+    python -m bench.pipeline [--comments 2000] [--concurrency 32] [--database sqlite|postgresql]
 
 For each pipeline (the real one, and one whose task only publishes an approval) it starts a
 fresh Redis, worker and API, drives N comments at concurrency C with `wait_ms`, and reports

@@ -1,6 +1,6 @@
 """Benchmark of model quality: AUCs against a plain baseline, generalisation, ECE, explanations.
 
-Usage: python bench/quality.py [--data-dir DIR] [--model DIR] [--quick]
+Usage: python -m bench.quality [--data-dir DIR] [--model DIR] [--quick]
 Prints tables; asserts nothing. Held-out rows are the ones `train()` keeps out of training
 (same files, same random_state), so the default model is measured on rows it never saw.
 --quick trains the comparison models for `toxic` only, with 2 instead of 3 folds, and holds

@@ -1,6 +1,6 @@
 """Benchmark the moderators' queue on PostgreSQL with 100,000 held comments.
 
-    python bench/queue.py [--held 100000] [--requests 200] [--postgres-url URL]
+    python -m bench.queue [--held 100000] [--requests 200] [--postgres-url URL]
 
 Fills a fresh database (held comments with decisions over 2,000 authors and 300 articles, plus
 approved comments and another site's queue), starts the real API, and reports per-page latency
@@ -13,10 +13,14 @@ Figures are printed, never asserted.
 
 from __future__ import annotations
 
+if __name__ == "queue":  # pragma: no cover - only when run the wrong way
+    # `python bench/x.py` puts bench/ first on sys.path, where this file hides the standard
+    # library's queue (Redis, Celery and concurrent.futures import it).
+    raise ImportError("run the benchmarks as modules from the repository: python -m bench.NAME")
+
 import argparse
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -27,16 +31,10 @@ from typing import Any
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
-# This file is named as the issue asks, `queue.py`, which would shadow the standard library's
-# `queue` (Redis and Celery import it) while its own folder leads sys.path.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
-
-from service.db import make_engine, make_session_factory, session_scope  # noqa: E402
-from service.models import Author, Comment, Decision, Site, utcnow  # noqa: E402
-from service.review_queue import list_queue, reason_tags  # noqa: E402
-from tests.integration.stack import Stack  # noqa: E402
+from service.db import make_engine, make_session_factory, session_scope
+from service.models import Author, Comment, Decision, Site, utcnow
+from service.review_queue import list_queue, reason_tags
+from tests.integration.stack import Stack
 
 ATTRIBUTES = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
 
