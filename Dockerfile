@@ -8,5 +8,7 @@ COPY workers ./workers
 COPY classifier ./classifier
 COPY migrations ./migrations
 RUN pip install --no-cache-dir .
+# var/ holds each process's cache of promoted models (and, unset, the web secret): writable.
+RUN mkdir -p /app/var && chown nobody /app/var
 USER nobody
 CMD ["moderation", "api"]

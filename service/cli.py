@@ -14,6 +14,7 @@ from service.errors import ModerationError
 from service.keys import create_key, revoke_key
 from service.migrate import upgrade_database
 from service.model_cli import register as register_model_commands
+from service.models_cli import register as register_registry_commands
 from service.settings import get_settings
 
 __all__ = ["app", "main"]
@@ -22,6 +23,7 @@ app = typer.Typer(name="moderation", help="Self-hosted comment moderation.", no_
 keys_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 register_model_commands(app)
+register_registry_commands(app)
 err = Console(stderr=True)
 
 

@@ -28,6 +28,7 @@ from service.policy import (
     policy_for_site,
 )
 from service.review_queue import reason_tags
+from service.shadow import ShadowItem, record_shadow, score_shadow
 from service.webhooks import COMMENT_DECIDED, record_event
 
 __all__ = [
@@ -163,11 +164,14 @@ def decide_comments(
     *,
     default_thresholds: Mapping[str, float],
     unsupported_language: LanguageAction = "hold",
+    shadow: Scorer | None = None,
 ) -> list[Decided]:
     """Decide those of `comment_ids` that are still pending; the others are left alone.
 
     `unsupported_language` is the deployment's action for comments in a language the model
     does not know (`Settings.unsupported_language`); a site's policy may override it.
+    `shadow`, a candidate in shadow mode, scores the same comments beside `scorer` and its
+    verdicts are stored as ShadowScores (see service/shadow.py); it never changes a decision.
 
     Safe to run twice and concurrently: the status moves from pending only once (a guarded
     UPDATE), and the unique decision per comment backs that up.
@@ -198,6 +202,13 @@ def decide_comments(
     scored = [i for i, verdict in enumerate(routed) if verdict is None]
     rows_scored = _probabilities(scorer, [rows[i][0].text for i in scored]) if scored else []
     probabilities = dict(zip(scored, rows_scored, strict=True))
+    shadowed = None
+    if shadow is not None and scored and shadow.version != scorer.version:
+        items = [
+            ShadowItem(rows[i][0].id, rows[i][0].text, policies[i], rows[i][0].author.trust)
+            for i in scored
+        ]
+        shadowed = score_shadow(shadow, items)  # never raises: a broken shadow is logged
     verdicts: list[tuple[dict[str, float], Verdict]] = []
     for i, ((comment, _), policy, verdict) in enumerate(zip(rows, policies, routed, strict=True)):
         if verdict is not None:  # banned, or another language: scores would mean nothing
@@ -262,6 +273,8 @@ def decide_comments(
             )
         )
     session.flush()
+    if shadowed is not None:
+        record_shadow(session, shadowed, decided={d.comment_id for d in decided})
     return decided
 
 
@@ -283,6 +296,7 @@ def decide_pending(
     batch_size: int,
     default_thresholds: Mapping[str, float],
     unsupported_language: LanguageAction = "hold",
+    shadow: Scorer | None = None,
 ) -> list[Decided]:
     """Decide a comment, and with it up to `batch_size - 1` other pending ones."""
     ids = pending_batch(session, comment_id, limit=batch_size)
@@ -292,4 +306,5 @@ def decide_pending(
         scorer,
         default_thresholds=default_thresholds,
         unsupported_language=unsupported_language,
+        shadow=shadow,
     )

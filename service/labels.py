@@ -8,6 +8,7 @@ one label: a later review rewrites it, so training follows the moderator's last 
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from classifier import ATTRIBUTES, DataError, load_corpus
+from classifier.data import open_text
 from service.errors import InvalidInput
 from service.models import Comment, Label, ReviewAction, utcnow
 
@@ -84,8 +86,11 @@ def import_labels(session: Session, site_id: int, path: Path, *, actor: str) -> 
     file with the line named, and nothing is imported.
     """
     try:
-        corpus = load_corpus(path, keep_columns=("comment_id",))
-    except DataError as exc:
+        with open_text(path) as handle:
+            header = next(csv.reader(handle), [])
+        keep = ("comment_id",) if "comment_id" in header else ()
+        corpus = load_corpus(path, keep_columns=keep)
+    except (DataError, OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInput(str(exc), field="file") from exc
     labelled = [i for i in range(len(corpus)) if not np.isnan(corpus.labels[i]).all()]
     if not labelled:

@@ -6,7 +6,7 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -31,13 +31,17 @@ from classifier import (
 from classifier.data import open_text
 from classifier.fairness import BiasReport, identity_bias
 from classifier.report import write_report
-from classifier.thresholds import combined_hold, propose_thresholds
+from classifier.thresholds import combined_hold, curve_on_grid, propose_thresholds
+
+if TYPE_CHECKING:
+    from service.labels import SiteLabels
 
 __all__ = ["register"]
 
 BAD_INPUT = 2
 DEFAULT_DATA_DIR = "../shared/data"
 DEFAULT_OUT = "classifier/default_model"
+DEFAULT_TARGET_PRECISION = 0.8
 
 ModelOption = Annotated[
     Path | None,
@@ -250,7 +254,9 @@ def evaluate_command(
 
 
 def calibrate_command(
-    data: Annotated[Path, typer.Option("--data", help="Labelled CSV(.gz) with comment_text.")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Labelled CSV(.gz) with comment_text.")
+    ] = None,
     target_recall: Annotated[
         float | None,
         typer.Option("--target-recall", help="Per attribute: highest threshold with recall >= R."),
@@ -260,8 +266,45 @@ def calibrate_command(
         typer.Option("--max-hold-rate", help="Per attribute: lowest threshold holding <= H."),
     ] = None,
     model_dir: ModelOption = None,
+    from_reviews: Annotated[
+        bool,
+        typer.Option(
+            "--from-reviews",
+            help="Learn from a site's moderator decisions (its labels) instead of a file.",
+        ),
+    ] = False,
+    site: Annotated[
+        str | None, typer.Option("--site", help="With --from-reviews: the site's name.")
+    ] = None,
+    target_precision: Annotated[
+        float | None,
+        typer.Option(
+            "--target-precision",
+            help="With --from-reviews: lowest threshold whose holds are >= P rejected "
+            f"(default {DEFAULT_TARGET_PRECISION}).",
+        ),
+    ] = None,
 ) -> None:
-    """Propose per-attribute hold thresholds from a target recall or a maximum hold rate."""
+    """Propose per-attribute hold thresholds: from a labelled file and a target recall or a
+    maximum hold rate, or (--from-reviews) from a site's moderator decisions and a target
+    precision of holds."""
+    if from_reviews or site is not None or target_precision is not None:
+        if not from_reviews:
+            raise _fail("--site and --target-precision go with --from-reviews")
+        if data is not None or target_recall is not None or max_hold_rate is not None:
+            raise _fail(
+                "--from-reviews takes --site and --target-precision, "
+                "not --data, --target-recall or --max-hold-rate"
+            )
+        if site is None:
+            raise _fail("--from-reviews needs --site NAME")
+        precision = DEFAULT_TARGET_PRECISION if target_precision is None else target_precision
+        if not 0.0 < precision <= 1.0:
+            raise _fail(f"--target-precision must be in (0, 1], got {precision}")
+        _calibrate_from_reviews(site, target_precision=precision, model_dir=model_dir)
+        return
+    if data is None:
+        raise _fail("give --data FILE (or --from-reviews --site NAME)")
     if (target_recall is None) == (max_hold_rate is None):
         raise _fail("give exactly one of --target-recall R and --max-hold-rate H")
     goal_name = "--target-recall" if target_recall is not None else "--max-hold-rate"
@@ -297,6 +340,200 @@ def calibrate_command(
     console.print(_table("held when any attribute crosses", together))
     # Plain echo: rich would wrap or restyle a line meant to be pasted into a shell.
     typer.echo(f"MODERATION_THRESHOLDS='{json.dumps(chosen)}'")
+
+
+# --from-reviews: too few decisions make a precision curve of noise.
+MIN_REVIEWS = 20
+MIN_EACH_VERDICT = 5
+MIN_HELD = 5  # a threshold must hold at least this many reviewed comments to be judged on
+TRAFFIC_SAMPLE = 5000  # the site's latest scored comments, for the hold rate
+TRADE_OFF_GRID = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+REVIEW_BIAS_NOTE = (
+    "A biased sample: precision and recall are measured on the comments moderators reviewed, "
+    "and they review what was held (plus what a site audits of the rest). Toxic comments the "
+    "model approved are mostly missing, so recall is overstated; below the current threshold "
+    "precision rests on the few comments held for another attribute or audited, and below the "
+    "lowest reviewed score it is not measured at all. Hold rates are measured on the site's "
+    "latest traffic, rescored."
+)
+
+
+def _review_data(
+    site: str, model_dir: Path | None
+) -> tuple[SiteLabels, np.ndarray, np.ndarray, dict[str, float], str]:
+    """The site's labels, scores of them and of its latest traffic, its thresholds, the model."""
+    # Imported here: only this command needs the database.
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.db import make_engine, make_session_factory, session_scope
+    from service.errors import SiteNotFound
+    from service.labels import site_labels
+    from service.model_holder import ModelHolder
+    from service.models import Comment, Decision
+    from service.policy import policy_for_site
+    from service.settings import get_settings
+    from service.sites import get_site
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    try:
+        with session_scope(sessions) as session:
+            row = get_site(session, site)
+            labels = site_labels(session, row.id)
+            thresholds = dict(policy_for_site(settings.thresholds, row.policy or {}).thresholds)
+            recent = session.execute(
+                select(Comment.text, Decision.scores)
+                .join(Decision, Decision.comment_id == Comment.id)
+                .where(Comment.site_id == row.id)
+                .order_by(Decision.decided_at.desc())
+                .limit(TRAFFIC_SAMPLE)
+            ).all()
+        toxic = labels.labels[:, ATTRIBUTES.index("toxic")] if len(labels) else np.empty(0)
+        rejected, approved = int((toxic == 1).sum()), int((toxic == 0).sum())
+        if len(labels) < MIN_REVIEWS or min(rejected, approved) < MIN_EACH_VERDICT:
+            raise _fail(
+                f"too few reviews on site {site!r} to calibrate: {len(labels)} labelled comments "
+                f"({rejected} rejected, {approved} approved); at least {MIN_REVIEWS}, with "
+                f"{MIN_EACH_VERDICT} of each verdict, are needed"
+            )
+        if model_dir is not None:
+            scorer: Any = _load(model_dir)
+        else:
+            holder = ModelHolder(
+                sessions, cache_dir=settings.var_dir / "models", bootstrap_dir=settings.model_dir
+            )
+            scorer = holder.start(watch=False).scorer
+    except SiteNotFound as exc:
+        raise _fail(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        first = str(exc).splitlines()[0][:200]
+        raise _fail(f"cannot read {settings.resolved_database_url}: {first}") from exc
+    finally:
+        engine.dispose()
+    # Unscored decisions (another language, a banned author) are not traffic the model sees.
+    traffic = [text for text, scores in recent if scores]
+    empty = np.empty((0, len(ATTRIBUTES)))
+    traffic_proba = scorer.predict_proba(traffic) if traffic else empty
+    return labels, scorer.predict_proba(labels.texts), traffic_proba, thresholds, scorer.version
+
+
+def _threshold(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _at(curve: dict[str, np.ndarray], index: int, key: str) -> float | None:
+    value = float(curve[key][index])
+    return None if np.isnan(value) else value
+
+
+def _reviews_proposal(
+    target: np.ndarray, score: np.ndarray, traffic: np.ndarray, goal: float
+) -> tuple[int | None, dict[str, np.ndarray]]:
+    """The lowest grid threshold from which up every judged threshold has precision >= goal.
+
+    "From which up" rather than "the first that reaches it": one lucky dip low on a noisy
+    curve must not become the proposal.
+    """
+    curve = curve_on_grid(target, score)
+    curve["held"] = np.asarray(
+        [int((score >= t).sum()) for t in curve["threshold"]], dtype=np.int64
+    )
+    curve["traffic_hold_rate"] = (
+        curve_on_grid(np.zeros(len(traffic)), traffic)["hold_rate"]
+        if len(traffic)
+        else np.full(len(curve["threshold"]), np.nan)
+    )
+    judged = curve["held"] >= MIN_HELD
+    ok = ~judged | (np.nan_to_num(curve["precision"]) >= goal - 1e-12)
+    if not judged.any():
+        return None, curve
+    failing = np.flatnonzero(~ok)
+    # Below the lowest reviewed score every threshold holds the same reviewed comments: the
+    # reviews cannot tell them apart, so never go lower than that score.
+    floor = int(np.searchsorted(curve["threshold"], float(score.min()), side="right")) - 1
+    first = max(int(failing[-1]) + 1 if len(failing) else 0, floor)
+    candidates = np.flatnonzero(judged[first:])
+    return (first + int(candidates[0]) if len(candidates) else None), curve
+
+
+def _calibrate_from_reviews(site: str, *, target_precision: float, model_dir: Path | None) -> None:
+    labels, proba, traffic, current, version = _review_data(site, model_dir)
+    console = Console()
+    console.print(
+        f"site {site!r}: {len(labels)} labelled comments, scored with {version}; hold rates on "
+        f"its latest {len(traffic)} scored comments",
+        highlight=False,
+    )
+    summary = Table(title=f"proposed thresholds — holds >= {target_precision:g} rejected")
+    for header in ("attribute", "reviewed", "rejected", "current", "proposed"):
+        summary.add_column(header, justify="left" if header == "attribute" else "right")
+    for header in ("hold rate", "precision", "recall", "note"):
+        summary.add_column(header, justify="left" if header == "note" else "right")
+    chosen: dict[str, float] = {}
+    curves: dict[str, tuple[dict[str, np.ndarray], int | None]] = {}
+    for j, name in enumerate(ATTRIBUTES):
+        known = ~np.isnan(labels.labels[:, j])
+        target, score = labels.labels[known, j], proba[known, j]
+        now = current.get(name)
+        cells = [name, str(int(known.sum())), str(int(target.sum())), _threshold(now)]
+        if target.sum() < MIN_EACH_VERDICT or (target == 0).sum() < MIN_EACH_VERDICT:
+            summary.add_row(*cells, "—", "", "", "", "too few reviews")
+            continue
+        index, curve = _reviews_proposal(target, score, traffic[:, j], target_precision)
+        curves[name] = (curve, index)
+        if index is None:
+            judged = curve["precision"][curve["held"] >= MIN_HELD]
+            best = float(np.nanmax(judged)) if np.isfinite(judged).any() else None
+            summary.add_row(*cells, "—", "", "", "", f"not reached (best {_percent(best)})")
+            continue
+        threshold = chosen[name] = float(curve["threshold"][index])
+        note = ""
+        if threshold <= float(score.min()):
+            note = "lowest reviewed score"
+        elif now is not None and threshold < now:
+            note = "below current"
+        summary.add_row(
+            *cells,
+            _threshold(threshold),
+            *(_percent(_at(curve, index, k)) for k in ("traffic_hold_rate", "precision", "recall")),
+            note,
+        )
+    console.print(summary)
+    for name, (curve, index) in curves.items():
+        console.print(_trade_off(name, curve, index, current.get(name)))
+    console.print(REVIEW_BIAS_NOTE, highlight=False)
+    if not chosen:
+        raise _fail(f"no threshold reaches precision {target_precision:g} on site {site!r}")
+    # Plain echo, to paste: the body of PUT /v1/sites/{site}/policy (keep its other keys).
+    typer.echo(f"site policy for {site}: {json.dumps({'thresholds': chosen})}")
+
+
+def _trade_off(
+    name: str, curve: dict[str, np.ndarray], proposed: int | None, current: float | None
+) -> Table:
+    """Threshold -> hold rate, precision, recall for one attribute, with the proposal marked."""
+    marks: dict[float, str] = {}
+    if proposed is not None:
+        marks[round(float(curve["threshold"][proposed]), 3)] = "proposed"
+    if current is not None:
+        key = round(current, 3)
+        marks[key] = " + ".join(filter(None, [marks.get(key), "current"]))
+    table = Table(title=f"{name}: threshold trade-off (reviews: precision, recall)")
+    for header in ("threshold", "hold rate", "precision", "recall", "reviewed held", ""):
+        table.add_column(header, justify="right" if header else "left")
+    for t in sorted({*TRADE_OFF_GRID, *marks}):
+        i = int(np.searchsorted(curve["threshold"], t - 1e-9))
+        table.add_row(
+            f"{t:.3f}",
+            _percent(_at(curve, i, "traffic_hold_rate")),
+            _percent(_at(curve, i, "precision")),
+            _percent(_at(curve, i, "recall")),
+            str(int(curve["held"][i])),
+            marks.get(t, ""),
+        )
+    return table
 
 
 def score_command(

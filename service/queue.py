@@ -15,14 +15,18 @@ from service.settings import Settings
 __all__ = [
     "DELIVER_WEBHOOK",
     "NOOP_DECIDE",
+    "RETRAIN",
+    "RETRAIN_IF_DUE",
     "RETRY_WEBHOOKS",
     "SCORE_COMMENT",
     "SCORING_QUEUE",
     "SWEEP_PENDING",
+    "TRAINING_QUEUE",
     "WEBHOOK_QUEUE",
     "Enqueuer",
     "broker_url",
     "celery_config",
+    "enqueue_retrain",
     "enqueue_score",
     "enqueue_webhooks",
     "make_celery",
@@ -41,6 +45,13 @@ NOOP_DECIDE = "moderation.noop_decide"
 WEBHOOK_QUEUE = "webhooks"
 DELIVER_WEBHOOK = "moderation.deliver_webhook"
 RETRY_WEBHOOKS = "moderation.retry_webhooks"
+# Retraining runs for minutes on a worker of its own, so scoring never waits behind it.
+TRAINING_QUEUE = "training"
+RETRAIN = "moderation.retrain"
+# Beat's check: fail dead training jobs, start one when a site has enough new labels. A few
+# queries, so it runs on the scoring queue: a dead training worker must not stop the check
+# that notices it.
+RETRAIN_IF_DUE = "moderation.retrain_if_due"
 
 
 def redis_url(settings: Settings) -> str:
@@ -82,6 +93,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             NOOP_DECIDE: {"queue": SCORING_QUEUE},
             DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE},
             RETRY_WEBHOOKS: {"queue": WEBHOOK_QUEUE},
+            RETRAIN: {"queue": TRAINING_QUEUE},
+            RETRAIN_IF_DUE: {"queue": SCORING_QUEUE},
         },
         "worker_prefetch_multiplier": 8,
         # Fail fast when Redis is away: the comment is already stored and the sweeper will
@@ -108,6 +121,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                     "queue": WEBHOOK_QUEUE,
                     "expires": settings.webhook_retry_interval_seconds,
                 },
+            },
+            "retrain-if-due": {
+                "task": RETRAIN_IF_DUE,
+                "schedule": settings.retrain_check_seconds,
+                "options": {"queue": SCORING_QUEUE, "expires": settings.retrain_check_seconds},
             },
         },
     }
@@ -168,3 +186,13 @@ def enqueue_webhooks(app: Celery, delivery_ids: Sequence[str]) -> int:
             break
         sent += 1
     return sent
+
+
+def enqueue_retrain(app: Celery, job_id: str) -> bool:
+    """Send a stored training job to the training queue; False when the broker is away."""
+    try:
+        app.send_task(RETRAIN, args=[job_id], queue=TRAINING_QUEUE)
+    except (OperationalError, OSError) as exc:
+        log.warning("enqueue_retrain_failed", job_id=job_id, error=str(exc))
+        return False
+    return True

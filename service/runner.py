@@ -18,7 +18,7 @@ from service.embedded_redis import EmbeddedRedis
 from service.keys import authenticate, create_key
 from service.migrate import upgrade_database
 from service.models import Role
-from service.queue import SCORING_QUEUE, WEBHOOK_QUEUE
+from service.queue import SCORING_QUEUE, TRAINING_QUEUE, WEBHOOK_QUEUE
 from service.settings import Settings
 
 __all__ = ["demo_keys", "run_all", "worker_command"]
@@ -31,12 +31,14 @@ def worker_command(*, queue: str = SCORING_QUEUE, loglevel: str = "INFO") -> lis
     # Solo pool and no gossip/mingle/heartbeat: measured fastest here for millisecond tasks;
     # run more worker processes to use more cores. Webhook deliveries wait on the network,
     # not the CPU: threads, so one slow receiver holds one thread, and a node name of their
-    # own beside a scoring worker on the same host.
-    pool = (
-        ["-P", "threads", "-c", "8", "-n", f"{queue}@%h"]
-        if queue == WEBHOOK_QUEUE
-        else ["-P", "solo"]
-    )
+    # own beside a scoring worker on the same host. Training runs one job at a time for
+    # minutes: solo, under its own node name, so scoring never waits behind it.
+    if queue == WEBHOOK_QUEUE:
+        pool = ["-P", "threads", "-c", "8", "-n", f"{queue}@%h"]
+    elif queue == TRAINING_QUEUE:
+        pool = ["-P", "solo", "-n", f"{queue}@%h"]
+    else:
+        pool = ["-P", "solo"]
     return [
         sys.executable, "-m", "celery", "-A", "workers.app", "worker",
         "-Q", queue, *pool, "-l", loglevel,
@@ -103,7 +105,7 @@ class _Processes:
 
 
 def run_all(settings: Settings) -> int:
-    """Start Redis (embedded unless configured), migrate, then worker, beat and API."""
+    """Start Redis (embedded unless configured), migrate, then workers, beat and API."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     embedded: EmbeddedRedis | None = None
@@ -129,6 +131,9 @@ def run_all(settings: Settings) -> int:
         processes.start("worker", worker_command(loglevel="WARNING"), env)
         processes.start(
             "webhook worker", worker_command(queue=WEBHOOK_QUEUE, loglevel="WARNING"), env
+        )
+        processes.start(
+            "training worker", worker_command(queue=TRAINING_QUEUE, loglevel="WARNING"), env
         )
         processes.start("beat", beat_command(settings), env)
         processes.start("api", api_command(settings), env)

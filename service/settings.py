@@ -68,6 +68,26 @@ class Settings(BaseSettings):
     # How often each process looks at the model registry for a new active (or shadow) version.
     model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # Retraining (service/retrain.py, README "Retraining and the model registry"). The base
+    # corpora a candidate is trained on, relative to the training worker's working directory
+    # unless absolute; the same folder `moderation train` reads by default.
+    training_data_dir: Path = Path("../shared/data")
+    # Each site label weighs this many base rows; the most recent share of a site's labels is
+    # held out to judge the candidate; a candidate may be this much worse (ROC-AUC, bias score)
+    # than the active model on any evaluation and still be promoted without an admin.
+    retrain_label_weight: float = Field(default=5.0, gt=0, le=1000)
+    retrain_holdout_share: float = Field(default=0.2, gt=0, lt=1)
+    retrain_margin: float = Field(default=0.01, ge=0, le=1)
+    # Beat retrains a site once it has this many labels the active model has not seen
+    # (0: never on a schedule), checking this often; the check also fails dead jobs.
+    retrain_min_new_labels: int = Field(default=500, ge=0)
+    retrain_check_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # A running job beats this often; one silent for `stale` seconds lost its worker and is
+    # failed; a job no worker started within `queued` seconds is failed too.
+    retrain_heartbeat_seconds: float = Field(default=5.0, gt=0, le=600)
+    retrain_stale_seconds: float = Field(default=120.0, gt=0, le=86_400)
+    retrain_queued_seconds: float = Field(default=900.0, gt=0, le=7 * 86_400)
+
     # How long a moderator's claim on a held comment lasts before others may take it.
     claim_seconds: float = Field(default=300.0, gt=0, le=86_400)
 

@@ -34,7 +34,7 @@ __all__ = ["RecentIds", "Resources", "app", "resources"]
 
 log = structlog.get_logger(__name__)
 
-app = Celery("moderation", include=["workers.tasks"])
+app = Celery("moderation", include=["workers.tasks", "workers.training"])
 # A promise: settings are read when the worker configures itself, not when this is imported.
 app.add_defaults(lambda: celery_config(get_settings()))
 

@@ -49,6 +49,7 @@ def score_comment(comment_id: str) -> None:
             batch_size=res.settings.score_batch_size,
             default_thresholds=res.settings.thresholds,
             unsupported_language=res.settings.unsupported_language,
+            shadow=res.models.shadow,
         )
     res.decided_here.update(d.comment_id for d in decided)
     _publish(res.redis, [decided_message(d) for d in decided])

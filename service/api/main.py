@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 from service import web
-from service.api import admin, comments, health, moderation, score, webhooks
+from service.api import admin, comments, health, models, moderation, score, shadow, webhooks
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.state import AppState
@@ -99,5 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(moderation.router)
     app.include_router(admin.router)
+    app.include_router(models.router)
     app.include_router(web.router)
+    app.include_router(shadow.router)
     return app

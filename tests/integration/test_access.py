@@ -117,6 +117,11 @@ ENDPOINTS = [
              "admin"),
     Endpoint("rotate key", "POST", lambda w, s: f"/v1/keys/{_new_key_prefix(w, s)}/rotate",
              ADMIN, "admin"),
+    Endpoint("list models", "GET", lambda w, s: "/v1/models", MODERATE, "own-only"),
+    Endpoint("model events", "GET", lambda w, s: "/v1/models/events", MODERATE, "own-only"),
+    Endpoint("training jobs", "GET", lambda w, s: "/v1/models/jobs", MODERATE, "own-only"),
+    Endpoint("set shadow", "PUT", lambda w, s: "/v1/models/shadow", ADMIN, "own-only",
+             lambda w, s: {"version": None}),
     # Last: a claim makes the comment the claimer's, which other checks would then run into.
     Endpoint("claim", "POST", lambda w, s: f"/v1/queue/claim{_site_q(s)}", MODERATE, "site"),
 ]  # fmt: skip

@@ -72,6 +72,7 @@ def test_import_checks_the_whole_file_first_and_export_returns_it(
         ],
     )
     bad_cell = _write(tmp_path / "bad.csv.gz", [{"comment_text": "x", "toxic": "maybe"}])
+    no_ids = _write(tmp_path / "no-ids.csv.gz", [{"comment_text": "plain rude", "toxic": "1"}])
     with session_scope(sessions) as session:
         with pytest.raises(InvalidInput, match="line 3") as missing:
             import_labels(session, site_id, unknown, actor="admin")
@@ -80,10 +81,12 @@ def test_import_checks_the_whole_file_first_and_export_returns_it(
             import_labels(session, site_id, bad_cell, actor="admin")
         assert session.scalar(select(func.count()).select_from(Label)) == 0
         assert import_labels(session, site_id, good, actor="admin") == 2
+        assert import_labels(session, site_id, no_ids, actor="admin") == 1
     with session_scope(sessions) as session:
         rows = list(export_labels(session, site_id))
     assert [(r["comment_text"], r["toxic"], r["insult"]) for r in rows] == [
         ("you utter fool", 1, 1),
         (TOXIC[0], 0, ""),
+        ("plain rude", 1, ""),
     ]
     assert rows[1]["comment_id"] == held and rows[0]["source"] == "import"

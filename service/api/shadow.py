@@ -1,0 +1,49 @@
+"""Route for a model in shadow: how its verdicts compare with the active model and moderators."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+
+from service.api.deps import ModeratorKey, State
+from service.db import session_scope
+from service.errors import Forbidden
+from service.models import Role
+from service.shadow import shadow_report
+from service.sites import get_site
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["models"])
+
+
+@router.get(
+    "/models/{version}/shadow",
+    summary="A shadow model's agreement with the active model and with moderators",
+)
+async def get_shadow_report(
+    version: str,
+    caller: ModeratorKey,
+    state: State,
+    site: Annotated[
+        str | None,
+        Query(description="Admin keys: one site's comments (default: every site's)."),
+    ] = None,
+) -> dict[str, Any]:
+    """A moderator key sees its own site's comments; an admin key every site's, or `?site=`."""
+    if caller.role != Role.ADMIN and site not in (None, caller.site_name):
+        raise Forbidden("only an admin key may read another site", field="site")
+
+    def read() -> dict[str, Any]:
+        with session_scope(state.sessions) as session:
+            if caller.role != Role.ADMIN:
+                site_id, site_name = caller.site_id, caller.site_name
+            elif site is not None:
+                site_id, site_name = get_site(session, site).id, site
+            else:
+                site_id, site_name = None, None
+            return {"site": site_name, **shadow_report(session, version, site_id=site_id)}
+
+    return await run_in_threadpool(read)

@@ -1,0 +1,39 @@
+"""Training task entry points: run a retraining job by id, and beat's check for a due one."""
+
+from __future__ import annotations
+
+from service.queue import RETRAIN, RETRAIN_IF_DUE, enqueue_retrain
+from service.retrain import RetrainConfig, run_job
+from service.training_jobs import retrain_if_due as start_if_due
+from workers.app import app, resources
+
+__all__ = ["retrain", "retrain_if_due"]
+
+
+# Late acknowledgement, so a message a worker took but never started is run by the next one;
+# but never re-run blindly after the worker died mid-job: the job is claimed once (queued →
+# running), so a redelivered message finds it running or failed and does nothing, and the
+# sweep fails it when its heartbeat stops.
+@app.task(name=RETRAIN, acks_late=True, reject_on_worker_lost=False, ignore_result=True)
+def retrain(job_id: str) -> None:
+    res = resources()
+    run_job(
+        res.sessions,
+        job_id,
+        config=RetrainConfig.from_settings(res.settings),
+        work_dir=res.settings.var_dir / "training",
+        cache_dir=res.settings.var_dir / "models",
+    )
+
+
+@app.task(name=RETRAIN_IF_DUE, acks_late=True, ignore_result=True)
+def retrain_if_due() -> str | None:
+    res = resources()
+    settings = res.settings
+    return start_if_due(
+        res.sessions,
+        min_new_labels=settings.retrain_min_new_labels,
+        enqueue=lambda job_id: enqueue_retrain(app, job_id),
+        stale_seconds=settings.retrain_stale_seconds,
+        queued_seconds=settings.retrain_queued_seconds,
+    )
