@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidInput
-from service.models import AuditEntry, Review, Site, WebhookDelivery, new_id, utcnow
+from service.models import AuditEntry, Site, WebhookDelivery, new_id, utcnow
 from service.sites import get_site
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "record_event",
     "record_site_event",
     "remove_webhook",
-    "review_data",
     "set_webhook",
     "sign",
     "signed_headers",
@@ -233,7 +232,7 @@ def record_event(
 
     `data` is the event's content, merged into the payload next to `id`, `event`,
     `created_at` and `site`: `{"comment": {...}}` for comment.decided, plus `"review"`
-    (see `review_data`) for comment.reviewed.
+    (action, reason, note, actor, at) for comment.reviewed.
     """
     if site_name is None:
         site_name = session.scalar(select(Site.name).where(Site.id == site_id))
@@ -279,17 +278,3 @@ def record_site_event(
         data=data,
         site_name=row.name,
     )
-
-
-def review_data(review: Review) -> dict[str, Any]:
-    """The `review` part of a comment.reviewed payload."""
-    return {
-        "action": review.action,
-        "reason": review.reason,
-        "note": review.note,
-        "actor": review.actor,
-        "at": review.created_at.isoformat(),
-    }
-
-
-# --- delivering ------------------------------------------------------------------------------
