@@ -33,6 +33,7 @@ import csv
 import gzip
 import json
 import math
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -512,7 +513,7 @@ def main() -> None:
     parser.add_argument("--base", choices=["full", "light"], default="full")
     parser.add_argument("--label-weight", type=float, default=5.0)
     parser.add_argument("--recall", type=float, default=0.8)
-    parser.add_argument("--retrain", choices=sorted(RETRAINERS), default="local")
+    parser.add_argument("--retrain", choices=sorted(RETRAINERS), default="api")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -522,6 +523,8 @@ def main() -> None:
     if args.retrain == "api" and args.base != "full":
         parser.error("--retrain api trains on the service's base data: use --base full")
 
+    # Stopped from outside: still stop the stack's processes (the `finally` in run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     rounds = run(args)
     rows = figures(rounds, window=args.window, recall=args.recall)

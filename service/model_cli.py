@@ -431,10 +431,11 @@ def _at(curve: dict[str, np.ndarray], index: int, key: str) -> float | None:
 def _reviews_proposal(
     target: np.ndarray, score: np.ndarray, traffic: np.ndarray, goal: float
 ) -> tuple[int | None, dict[str, np.ndarray]]:
-    """The lowest grid threshold from which up every judged threshold has precision >= goal.
+    """The lowest grid threshold whose holds reach precision `goal`, and the whole curve.
 
-    "From which up" rather than "the first that reaches it": one lucky dip low on a noisy
-    curve must not become the proposal.
+    Only thresholds holding at least MIN_HELD reviewed comments are judged (a precision of 2
+    out of 2 is luck), and none below the lowest reviewed score: there every threshold holds
+    the same reviewed comments, so the reviews cannot tell them apart.
     """
     curve = curve_on_grid(target, score)
     curve["held"] = np.asarray(
@@ -445,17 +446,12 @@ def _reviews_proposal(
         if len(traffic)
         else np.full(len(curve["threshold"]), np.nan)
     )
-    judged = curve["held"] >= MIN_HELD
-    ok = ~judged | (np.nan_to_num(curve["precision"]) >= goal - 1e-12)
-    if not judged.any():
-        return None, curve
-    failing = np.flatnonzero(~ok)
-    # Below the lowest reviewed score every threshold holds the same reviewed comments: the
-    # reviews cannot tell them apart, so never go lower than that score.
     floor = int(np.searchsorted(curve["threshold"], float(score.min()), side="right")) - 1
-    first = max(int(failing[-1]) + 1 if len(failing) else 0, floor)
-    candidates = np.flatnonzero(judged[first:])
-    return (first + int(candidates[0]) if len(candidates) else None), curve
+    judged = curve["held"] >= MIN_HELD
+    judged[: max(floor, 0)] = False
+    # A float grid and float rates: forgive rounding in the last place.
+    ok = np.flatnonzero(judged & (np.nan_to_num(curve["precision"]) >= goal - 1e-12))
+    return (int(ok[0]) if len(ok) else None), curve
 
 
 def _calibrate_from_reviews(site: str, *, target_precision: float, model_dir: Path | None) -> None:
@@ -489,11 +485,14 @@ def _calibrate_from_reviews(site: str, *, target_precision: float, model_dir: Pa
             summary.add_row(*cells, "—", "", "", "", f"not reached (best {_percent(best)})")
             continue
         threshold = chosen[name] = float(curve["threshold"][index])
+        recall = _at(curve, index, "recall")
         note = ""
         if threshold <= float(score.min()):
             note = "lowest reviewed score"
         elif now is not None and threshold < now:
             note = "below current"
+        elif recall is not None and recall < 0.5:
+            note = "misses most rejected"
         summary.add_row(
             *cells,
             _threshold(threshold),
