@@ -5,7 +5,7 @@ ModerationError
 ├── Conflict            (409) IdempotencyConflict, NotReviewable, StaleVersion, ClaimConflict
 ├── AuthError           (401) missing, unknown or revoked key
 ├── Forbidden           (403) the key's role may not do this
-├── InvalidInput        (400/413/422) bad input that pydantic did not catch
+├── InvalidInput        (400/413/422) bad input that pydantic did not catch; TooFewReviews
 └── Unavailable         (503) a dependency is down; retry later
 """
 
@@ -24,6 +24,7 @@ __all__ = [
     "NotReviewable",
     "SiteNotFound",
     "StaleVersion",
+    "TooFewReviews",
     "Unavailable",
 ]
 
@@ -91,6 +92,12 @@ class Forbidden(ModerationError):
 class InvalidInput(ModerationError):
     status_code = 422
     code = "invalid"
+
+
+class TooFewReviews(InvalidInput):
+    """A site's moderators decided too few comments to calibrate its thresholds on."""
+
+    code = "too_few_reviews"
 
 
 class Unavailable(ModerationError):

@@ -31,10 +31,10 @@ from classifier import (
 from classifier.data import open_text
 from classifier.fairness import BiasReport, identity_bias
 from classifier.report import write_report
-from classifier.thresholds import combined_hold, curve_on_grid, propose_thresholds
+from classifier.thresholds import combined_hold, propose_thresholds
 
 if TYPE_CHECKING:
-    from service.labels import SiteLabels
+    from service.review_calibration import AttributeProposal, ReviewScorer, ScoredReviews
 
 __all__ = ["register"]
 
@@ -342,12 +342,6 @@ def calibrate_command(
     typer.echo(f"MODERATION_THRESHOLDS='{json.dumps(chosen)}'")
 
 
-# --from-reviews: too few decisions make a precision curve of noise.
-MIN_REVIEWS = 20
-MIN_EACH_VERDICT = 5
-MIN_HELD = 5  # a threshold must hold at least this many reviewed comments to be judged on
-TRAFFIC_SAMPLE = 5000  # the site's latest scored comments, for the hold rate
-TRADE_OFF_GRID = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 REVIEW_BIAS_NOTE = (
     "A biased sample: precision and recall are measured on the comments moderators reviewed, "
     "and they review what was held (plus what a site audits of the rest). Toxic comments the "
@@ -358,179 +352,105 @@ REVIEW_BIAS_NOTE = (
 )
 
 
-def _review_data(
-    site: str, model_dir: Path | None
-) -> tuple[SiteLabels, np.ndarray, np.ndarray, dict[str, float], str]:
-    """The site's labels, scores of them and of its latest traffic, its thresholds, the model."""
+def _review_data(site: str, model_dir: Path | None) -> ScoredReviews:
+    """The site's reviews and latest traffic, scored by the model, or a clear exit."""
     # Imported here: only this command needs the database.
-    from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
     from service.db import make_engine, make_session_factory, session_scope
-    from service.errors import SiteNotFound
-    from service.labels import site_labels
+    from service.errors import SiteNotFound, TooFewReviews
     from service.model_holder import ModelHolder
-    from service.models import Comment, Decision
-    from service.policy import policy_for_site
+    from service.review_calibration import (
+        read_site_reviews,
+        require_enough_reviews,
+        score_reviews,
+    )
     from service.settings import get_settings
-    from service.sites import get_site
 
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     sessions = make_session_factory(engine)
     try:
         with session_scope(sessions) as session:
-            row = get_site(session, site)
-            labels = site_labels(session, row.id)
-            thresholds = dict(policy_for_site(settings.thresholds, row.policy or {}).thresholds)
-            recent = session.execute(
-                select(Comment.text, Decision.scores)
-                .join(Decision, Decision.comment_id == Comment.id)
-                .where(Comment.site_id == row.id)
-                .order_by(Decision.decided_at.desc())
-                .limit(TRAFFIC_SAMPLE)
-            ).all()
-        toxic = labels.labels[:, ATTRIBUTES.index("toxic")] if len(labels) else np.empty(0)
-        rejected, approved = int((toxic == 1).sum()), int((toxic == 0).sum())
-        if len(labels) < MIN_REVIEWS or min(rejected, approved) < MIN_EACH_VERDICT:
-            raise _fail(
-                f"too few reviews on site {site!r} to calibrate: {len(labels)} labelled comments "
-                f"({rejected} rejected, {approved} approved); at least {MIN_REVIEWS}, with "
-                f"{MIN_EACH_VERDICT} of each verdict, are needed"
-            )
+            reviews = read_site_reviews(session, site, default_thresholds=settings.thresholds)
+        require_enough_reviews(reviews)
         if model_dir is not None:
-            scorer: Any = _load(model_dir)
+            scorer: ReviewScorer = _load(model_dir)
         else:
             holder = ModelHolder(
-                sessions, cache_dir=settings.var_dir / "models", bootstrap_dir=settings.model_dir
+                sessions,
+                cache_dir=settings.var_dir / "models",
+                bootstrap_dir=settings.model_dir,
+                shadow=False,
             )
             scorer = holder.start(watch=False).scorer
-    except SiteNotFound as exc:
+    except (SiteNotFound, TooFewReviews) as exc:
         raise _fail(str(exc)) from exc
     except SQLAlchemyError as exc:
         first = str(exc).splitlines()[0][:200]
         raise _fail(f"cannot read {settings.resolved_database_url}: {first}") from exc
     finally:
         engine.dispose()
-    # Unscored decisions (another language, a banned author) are not traffic the model sees.
-    traffic = [text for text, scores in recent if scores]
-    empty = np.empty((0, len(ATTRIBUTES)))
-    traffic_proba = scorer.predict_proba(traffic) if traffic else empty
-    return labels, scorer.predict_proba(labels.texts), traffic_proba, thresholds, scorer.version
+    return score_reviews(reviews, scorer)
 
 
 def _threshold(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _at(curve: dict[str, np.ndarray], index: int, key: str) -> float | None:
-    value = float(curve[key][index])
-    return None if np.isnan(value) else value
-
-
-def _reviews_proposal(
-    target: np.ndarray, score: np.ndarray, traffic: np.ndarray, goal: float
-) -> tuple[int | None, dict[str, np.ndarray]]:
-    """The lowest grid threshold whose holds reach precision `goal`, and the whole curve.
-
-    Only thresholds holding at least MIN_HELD reviewed comments are judged (a precision of 2
-    out of 2 is luck), and none below the lowest reviewed score: there every threshold holds
-    the same reviewed comments, so the reviews cannot tell them apart.
-    """
-    curve = curve_on_grid(target, score)
-    curve["held"] = np.asarray(
-        [int((score >= t).sum()) for t in curve["threshold"]], dtype=np.int64
-    )
-    curve["traffic_hold_rate"] = (
-        curve_on_grid(np.zeros(len(traffic)), traffic)["hold_rate"]
-        if len(traffic)
-        else np.full(len(curve["threshold"]), np.nan)
-    )
-    floor = int(np.searchsorted(curve["threshold"], float(score.min()), side="right")) - 1
-    judged = curve["held"] >= MIN_HELD
-    judged[: max(floor, 0)] = False
-    # A float grid and float rates: forgive rounding in the last place.
-    ok = np.flatnonzero(judged & (np.nan_to_num(curve["precision"]) >= goal - 1e-12))
-    return (int(ok[0]) if len(ok) else None), curve
-
-
 def _calibrate_from_reviews(site: str, *, target_precision: float, model_dir: Path | None) -> None:
-    labels, proba, traffic, current, version = _review_data(site, model_dir)
+    from service.review_calibration import propose_from_reviews, proposed_thresholds
+
+    scored = _review_data(site, model_dir)
     console = Console()
     console.print(
-        f"site {site!r}: {len(labels)} labelled comments, scored with {version}; hold rates on "
-        f"its latest {len(traffic)} scored comments",
+        f"site {site!r}: {len(scored.reviews.labels)} labelled comments, scored with "
+        f"{scored.version}; hold rates on its latest {len(scored.traffic_proba)} scored comments",
         highlight=False,
     )
+    proposals = propose_from_reviews(scored, target_precision=target_precision)
     summary = Table(title=f"proposed thresholds — holds >= {target_precision:g} rejected")
     for header in ("attribute", "reviewed", "rejected", "current", "proposed"):
         summary.add_column(header, justify="left" if header == "attribute" else "right")
     for header in ("hold rate", "precision", "recall", "note"):
         summary.add_column(header, justify="left" if header == "note" else "right")
-    chosen: dict[str, float] = {}
-    curves: dict[str, tuple[dict[str, np.ndarray], int | None]] = {}
-    for j, name in enumerate(ATTRIBUTES):
-        known = ~np.isnan(labels.labels[:, j])
-        target, score = labels.labels[known, j], proba[known, j]
-        now = current.get(name)
-        cells = [name, str(int(known.sum())), str(int(target.sum())), _threshold(now)]
-        if target.sum() < MIN_EACH_VERDICT or (target == 0).sum() < MIN_EACH_VERDICT:
+    for p in proposals:
+        cells = [p.attribute, str(p.reviewed), str(p.rejected), _threshold(p.current)]
+        if p.curve is None:
             summary.add_row(*cells, "—", "", "", "", "too few reviews")
-            continue
-        index, curve = _reviews_proposal(target, score, traffic[:, j], target_precision)
-        curves[name] = (curve, index)
-        if index is None:
-            judged = curve["precision"][curve["held"] >= MIN_HELD]
-            best = float(np.nanmax(judged)) if np.isfinite(judged).any() else None
-            summary.add_row(*cells, "—", "", "", "", f"not reached (best {_percent(best)})")
-            continue
-        threshold = chosen[name] = float(curve["threshold"][index])
-        recall = _at(curve, index, "recall")
-        note = ""
-        if threshold <= float(score.min()):
-            note = "lowest reviewed score"
-        elif now is not None and threshold < now:
-            note = "below current"
-        elif recall is not None and recall < 0.5:
-            note = "misses most rejected"
-        summary.add_row(
-            *cells,
-            _threshold(threshold),
-            *(_percent(_at(curve, index, k)) for k in ("traffic_hold_rate", "precision", "recall")),
-            note,
-        )
+        elif p.threshold is None:
+            note = f"not reached (best {_percent(p.best_precision)})"
+            summary.add_row(*cells, "—", "", "", "", note)
+        else:
+            rates = (p.at_proposal(k) for k in ("traffic_hold_rate", "precision", "recall"))
+            summary.add_row(*cells, _threshold(p.threshold), *map(_percent, rates), p.flag)
     console.print(summary)
-    for name, (curve, index) in curves.items():
-        console.print(_trade_off(name, curve, index, current.get(name)))
+    for p in proposals:
+        if p.curve is not None:
+            console.print(_trade_off(p))
     console.print(REVIEW_BIAS_NOTE, highlight=False)
+    chosen = proposed_thresholds(proposals)
     if not chosen:
         raise _fail(f"no threshold reaches precision {target_precision:g} on site {site!r}")
     # Plain echo, to paste: the body of PUT /v1/sites/{site}/policy (keep its other keys).
     typer.echo(f"site policy for {site}: {json.dumps({'thresholds': chosen})}")
 
 
-def _trade_off(
-    name: str, curve: dict[str, np.ndarray], proposed: int | None, current: float | None
-) -> Table:
+def _trade_off(proposal: AttributeProposal) -> Table:
     """Threshold -> hold rate, precision, recall for one attribute, with the proposal marked."""
-    marks: dict[float, str] = {}
-    if proposed is not None:
-        marks[round(float(curve["threshold"][proposed]), 3)] = "proposed"
-    if current is not None:
-        key = round(current, 3)
-        marks[key] = " + ".join(filter(None, [marks.get(key), "current"]))
-    table = Table(title=f"{name}: threshold trade-off (reviews: precision, recall)")
+    from service.review_calibration import trade_off_rows
+
+    table = Table(title=f"{proposal.attribute}: threshold trade-off (reviews: precision, recall)")
     for header in ("threshold", "hold rate", "precision", "recall", "reviewed held", ""):
         table.add_column(header, justify="right" if header else "left")
-    for t in sorted({*TRADE_OFF_GRID, *marks}):
-        i = int(np.searchsorted(curve["threshold"], t - 1e-9))
+    for row in trade_off_rows(proposal):
         table.add_row(
-            f"{t:.3f}",
-            _percent(_at(curve, i, "traffic_hold_rate")),
-            _percent(_at(curve, i, "precision")),
-            _percent(_at(curve, i, "recall")),
-            str(int(curve["held"][i])),
-            marks.get(t, ""),
+            f"{row.threshold:.3f}",
+            _percent(row.hold_rate),
+            _percent(row.precision),
+            _percent(row.recall),
+            str(row.held),
+            row.mark,
         )
     return table
 

@@ -45,7 +45,11 @@ def register_bootstrap_model(sessions: sessionmaker[Session], directory: Path | 
 
 
 class ModelHolder:
-    """The active (and shadow) model of this process."""
+    """The active model of this process, and the shadow one if the process scores with it.
+
+    `shadow=False` (the API, the CLI) never fetches nor keeps the shadow model: only scoring
+    workers score with it, and it would cost every other process a model's memory.
+    """
 
     def __init__(
         self,
@@ -55,8 +59,10 @@ class ModelHolder:
         bootstrap_dir: Path | None = None,
         poll_seconds: float = 1.0,
         retry_seconds: float = 30.0,
+        shadow: bool = True,
     ) -> None:
         self.sessions = sessions
+        self.with_shadow = shadow
         self.cache_dir = cache_dir
         self.bootstrap_dir = bootstrap_dir or DEFAULT_MODEL_DIR
         self.poll_seconds = poll_seconds
@@ -105,7 +111,8 @@ class ModelHolder:
         with self._lock:
             try:
                 with session_scope(self.sessions) as session:
-                    wanted, shadow = active_version(session), shadow_version(session)
+                    wanted = active_version(session)
+                    shadow = shadow_version(session) if self.with_shadow else None
             except OperationalError as exc:  # the database is away: keep serving what we have
                 log.warning("model_registry_unreachable", error=str(exc).splitlines()[0][:200])
                 return

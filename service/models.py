@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 from sqlalchemy import (
     JSON,
@@ -37,6 +37,7 @@ __all__ = [
     "ModelAlias",
     "ModelEvent",
     "ModelVersion",
+    "ReasonCode",
     "Review",
     "ReviewAction",
     "Role",
@@ -68,23 +69,27 @@ class Trust:
     ALL = ("normal", "trusted", "premoderated", "banned")
 
 
+# The reason codes a rejection (or approval) may carry; the same set as Coral and
+# Perspective's moderation vocabularies, so sites can map them one to one. The one list:
+# `ReviewAction.REASONS` and the API's `reason` field (its OpenAPI enum) both come from it.
+ReasonCode = Literal[
+    "OFFENSIVE",
+    "ABUSIVE",
+    "SPAM",
+    "HARASSMENT_BULLYING",
+    "HATE_SPEECH",
+    "MISINFORMATION",
+    "IRRELEVANT_CONTENT",
+    "ILLEGAL_CONTENT",
+    "OTHER",
+]
+
+
 class ReviewAction:
     APPROVE = "approve"
     REJECT = "reject"
     ALL = ("approve", "reject")
-    # The reason codes a rejection (or approval) may carry; the same set as Coral and
-    # Perspective's moderation vocabularies, so sites can map them one to one.
-    REASONS = (
-        "OFFENSIVE",
-        "ABUSIVE",
-        "SPAM",
-        "HARASSMENT_BULLYING",
-        "HATE_SPEECH",
-        "MISINFORMATION",
-        "IRRELEVANT_CONTENT",
-        "ILLEGAL_CONTENT",
-        "OTHER",
-    )
+    REASONS: tuple[str, ...] = get_args(ReasonCode)
 
 
 class Role:

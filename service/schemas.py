@@ -8,6 +8,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.models import ReasonCode
+
 __all__ = [
     "AuthorTrustIn",
     "BulkReviewIn",
@@ -145,17 +147,6 @@ class ScoreOut(BaseModel):
 
 
 ReviewActionName = Literal["approve", "reject"]
-ReasonCode = Literal[
-    "OFFENSIVE",
-    "ABUSIVE",
-    "SPAM",
-    "HARASSMENT_BULLYING",
-    "HATE_SPEECH",
-    "MISINFORMATION",
-    "IRRELEVANT_CONTENT",
-    "ILLEGAL_CONTENT",
-    "OTHER",
-]
 
 
 class ReviewIn(BaseModel):

@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache_dir=settings.var_dir / "models",
             bootstrap_dir=settings.model_dir,
             poll_seconds=settings.model_poll_seconds,
+            shadow=False,  # only scoring workers score with the shadow model
         )
         await asyncio.to_thread(models.start)
         app.state.moderation = AppState(

@@ -18,6 +18,7 @@ from sqlalchemy import update
 from service.db import session_scope
 from service.keys import create_key
 from service.models import Comment
+from service.registry import active_version
 from tests.integration.stack import Stack, comment
 from tests.integration.texts import TOXIC
 
@@ -75,6 +76,13 @@ def _site_q(site: str) -> str:
     return "" if site == "news" else f"?site={site}"
 
 
+def _active_version(world: World) -> str:
+    with session_scope(world.stack.sessions) as session:
+        version = active_version(session)
+    assert version is not None, "the stack registers the shipped model at start"
+    return version
+
+
 def _new_key_prefix(world: World, site: str) -> str:
     with session_scope(world.stack.sessions) as session:
         key, _ = create_key(session, site_name=site, role="submitter", name="throwaway")
@@ -122,6 +130,8 @@ ENDPOINTS = [
     Endpoint("training jobs", "GET", lambda w, s: "/v1/models/jobs", MODERATE, "own-only"),
     Endpoint("set shadow", "PUT", lambda w, s: "/v1/models/shadow", ADMIN, "own-only",
              lambda w, s: {"version": None}),
+    Endpoint("shadow report", "GET",
+             lambda w, s: f"/v1/models/{_active_version(w)}/shadow{_site_q(s)}", MODERATE, "site"),
     # Last: a claim makes the comment the claimer's, which other checks would then run into.
     Endpoint("claim", "POST", lambda w, s: f"/v1/queue/claim{_site_q(s)}", MODERATE, "site"),
 ]  # fmt: skip

@@ -25,6 +25,7 @@ from service.registry import (
     register_version,
     retire,
     rollback,
+    set_shadow,
 )
 from tests.classifier.conftest import tiny_model
 
@@ -111,3 +112,22 @@ def test_the_holder_follows_promotions_and_rollbacks(
         rollback(session, actor="bob")
     holder.refresh()
     assert holder.scorer.version == _version(first)
+
+
+def test_a_holder_without_shadow_ignores_the_shadow_alias(
+    sessions: sessionmaker[Session], artifacts: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, second = artifacts
+    worker = ModelHolder(sessions, cache_dir=tmp_path / "worker", bootstrap_dir=first)
+    api = ModelHolder(sessions, cache_dir=tmp_path / "api", bootstrap_dir=first, shadow=False)
+    worker.start(watch=False)
+    api.start(watch=False)
+    with session_scope(sessions) as session:
+        register_version(session, second, created_by="trainer")
+        set_shadow(session, _version(second), actor="alice")
+    worker.refresh()
+    api.refresh()
+    assert worker.shadow is not None and worker.shadow.version == _version(second)
+    assert api.shadow is None
+    assert api.scorer.version == _version(first)
+    assert not (tmp_path / "api" / _version(second)).exists(), "never fetched"
