@@ -31,6 +31,7 @@ __all__ = [
     "train",
 ]
 
+ROW_WEIGHT_COLUMN = "weight"
 TRAIN_COMMAND = "moderation train --data-dir ../shared/data --out classifier/default_model"
 
 
@@ -39,13 +40,16 @@ class Source:
     """One corpus in the training mix: which labels to trust, how much its rows count.
 
     `columns` reads an attribute from a differently named column (OLID's `offensive` as
-    `toxic`); `holdout` is the share of its rows kept out of training to measure it.
+    `toxic`); `holdout` is the share of its rows kept out of training to measure it. With
+    `row_weights` the file's `weight` column (a positive number per row) multiplies `weight`:
+    a site's labels weigh by how much of its traffic each one stands for.
     """
 
     attributes: tuple[str, ...]
     weight: float
     columns: dict[str, str] = field(default_factory=dict)
     holdout: float = 0.0
+    row_weights: bool = False
 
 
 # Toxic Spans rows were pre-selected as probably toxic, so its "not toxic" rows are borderline
@@ -256,6 +260,8 @@ def load_training_data(
         report(f"loading {name}", i / len(mix))
         path = data_dir / f"{name}.csv.gz"
         keep = ("natural_sample",) if name == "jigsaw_train" else ()
+        if source.row_weights:
+            keep = (*keep, ROW_WEIGHT_COLUMN)
         corpus = load_corpus(
             path, attributes=source.attributes, keep_columns=keep, label_columns=source.columns
         )
@@ -286,7 +292,12 @@ def load_training_data(
         labelled = ~np.isnan(part.labels).all(axis=1)  # e.g. Stormfront's "relation" rows
         texts.extend(t for t, keep_row in zip(part.texts, labelled, strict=True) if keep_row)
         labels.append(part.labels[labelled])
-        weights.append(np.full(int(labelled.sum()), source.weight))
+        row_weight = (
+            _row_weights(path, part.columns[ROW_WEIGHT_COLUMN])
+            if source.row_weights
+            else np.ones(len(part))
+        )
+        weights.append(source.weight * row_weight[labelled])
     assert calibration is not None and evaluation is not None
     if augmentation_weight > 0:
         extra_texts, extra_labels, extra_terms = identity_augmentation(random_state)
@@ -330,6 +341,20 @@ def load_training_data(
         test=test,
         data_rows=data_rows,
     )
+
+
+def _row_weights(path: Path, cells: list[str]) -> np.ndarray:
+    try:
+        values = np.asarray([float(c) for c in cells], dtype=np.float64)
+    except ValueError as exc:
+        raise DataError(f"{path.name}: column {ROW_WEIGHT_COLUMN!r}: {exc}") from None
+    bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+    if len(bad):
+        raise DataError(
+            f"{path.name}: column {ROW_WEIGHT_COLUMN!r} must be a positive number "
+            f"({cells[bad[0]]!r} in data row {bad[0] + 1})"
+        )
+    return values
 
 
 def _combined_hold(

@@ -4,17 +4,25 @@ A review is a label: a rejection says `toxic` = 1 and each attribute the comment
 = 1 (the others stay unlabelled: the moderator did not judge them); an approval of a held
 comment says every attribute = 0. The label keeps the text as it was reviewed. A comment has
 one label: a later review rewrites it, so training follows the moderator's last word.
+
+Labels are not a sample of the site's traffic: moderators see every comment the policy held
+but only the approved ones they audit. Read for training, each label carries an
+inverse-propensity weight: how many comments of its kind (held or approved by the policy) it
+stands for, relative to a held one. Without it, a site auditing 5% of its approvals trains
+(and judges candidates) as if its traffic were mostly held comments.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 from sqlalchemy import func, select
@@ -23,17 +31,35 @@ from sqlalchemy.orm import Session
 from classifier import ATTRIBUTES, DataError, load_corpus
 from classifier.data import open_text
 from service.errors import InvalidInput
-from service.models import Comment, Label, ReviewAction, utcnow
+from service.models import Comment, Decision, Label, ReviewAction, utcnow
 
 __all__ = [
+    "MAX_SAMPLING_WEIGHT",
+    "Sampling",
     "SiteLabels",
     "export_labels",
     "import_labels",
     "label_count",
     "label_values",
     "labels_from_reviews",
+    "sampling_weights",
     "site_labels",
 ]
+
+# A label of a rarely audited kind stands for many comments; past this many, one label's
+# noise would outweigh what the correction buys.
+MAX_SAMPLING_WEIGHT = 20.0
+
+
+class Sampling:
+    """How a labelled comment came before a moderator."""
+
+    HELD = "held"  # the policy held it: moderators review (nearly) all of these
+    APPROVED = "approved"  # the policy approved it: labelled only when audited
+    OTHER = "other"  # imported text of no comment here, or a comment never scored
+
+    BY_ACTION: ClassVar[Mapping[str, str]] = MappingProxyType({"hold": HELD, "approve": APPROVED})
+    ACTION: ClassVar[Mapping[str, str]] = MappingProxyType({HELD: "hold", APPROVED: "approve"})
 
 
 def label_values(action: str, reason_tags: str) -> dict[str, int]:
@@ -170,18 +196,29 @@ def export_labels(session: Session, site_id: int | None = None) -> Iterator[dict
 
 @dataclass(frozen=True)
 class SiteLabels:
-    """A site's labels in time order: texts, an (n, 6) matrix with NaN for unlabelled, times."""
+    """A site's labels in time order: texts, an (n, 6) matrix with NaN for unlabelled, times,
+    and for each label its sampling and its weight (see the module docstring)."""
 
     texts: list[str]
     labels: np.ndarray
     times: list[datetime]
+    sampling: list[str] = field(default_factory=list)
+    weights: np.ndarray = field(default_factory=lambda: np.ones(0))
 
     def __len__(self) -> int:
         return len(self.texts)
 
+    def weight_array(self) -> np.ndarray:
+        """The weights, or 1 each when none were read."""
+        return self.weights if len(self.weights) == len(self) else np.ones(len(self))
+
 
 def site_labels(session: Session, site_id: int | None = None) -> SiteLabels:
-    query = select(Label.text, Label.labels, Label.updated_at).order_by(Label.updated_at, Label.id)
+    query = (
+        select(Label.text, Label.labels, Label.updated_at, Decision.action, Decision.decided_at)
+        .outerjoin(Decision, Decision.comment_id == Label.comment_id)
+        .order_by(Label.updated_at, Label.id)
+    )
     if site_id is not None:
         query = query.where(Label.site_id == site_id)
     rows = session.execute(query).all()
@@ -190,7 +227,60 @@ def site_labels(session: Session, site_id: int | None = None) -> SiteLabels:
         for j, attribute in enumerate(ATTRIBUTES):
             if attribute in row.labels:
                 matrix[i, j] = float(row.labels[attribute])
-    return SiteLabels([r.text for r in rows], matrix, [r.updated_at for r in rows])
+    sampling = [Sampling.BY_ACTION.get(row.action or "", Sampling.OTHER) for row in rows]
+    weights = (
+        sampling_weights(session, site_id, sampling, [row.decided_at for row in rows])
+        if site_id is not None
+        else np.ones(len(rows))
+    )
+    return SiteLabels(
+        [r.text for r in rows], matrix, [r.updated_at for r in rows], sampling, weights
+    )
+
+
+def sampling_weights(
+    session: Session,
+    site_id: int,
+    sampling: Sequence[str],
+    decided_at: Sequence[datetime | None],
+) -> np.ndarray:
+    """Inverse-propensity weights of a site's labels, relative to the best-covered kind.
+
+    Over the time the labelled comments were decided in, the share of the site's held
+    comments that carry a label and the share of its approved ones that do are counted; a
+    label weighs the best share divided by its kind's (at most MAX_SAMPLING_WEIGHT). Labels
+    of no scored comment weigh 1.
+    """
+    weights = np.ones(len(sampling))
+    times = [t for t, s in zip(decided_at, sampling, strict=True) if s != Sampling.OTHER and t]
+    if not times:
+        return weights
+    decided = dict(
+        session.execute(
+            select(Decision.action, func.count())
+            .join(Comment, Comment.id == Decision.comment_id)
+            .where(
+                Comment.site_id == site_id,
+                Decision.decided_at >= min(times),
+                Decision.decided_at <= max(times),
+                Decision.action.in_(list(Sampling.BY_ACTION)),
+            )
+            .group_by(Decision.action)
+        ).all()
+    )
+    labelled = Counter(sampling)
+    coverage = {
+        kind: labelled[kind] / decided[action]
+        for kind, action in Sampling.ACTION.items()
+        if labelled[kind] and decided.get(action)
+    }
+    if not coverage:
+        return weights
+    best = max(coverage.values())
+    for i, kind in enumerate(sampling):
+        if kind in coverage:
+            weights[i] = min(best / coverage[kind], MAX_SAMPLING_WEIGHT)
+    return weights
 
 
 def label_count(

@@ -6,7 +6,9 @@ and its identity-fairness table does not regress: no identity that was within th
 -sentence limit goes over it, and the combined bias score falls by no more than `margin`.
 An evaluation that can measure no attribute (too few labelled rows of each class) cannot
 vouch for the candidate, so it then waits for an admin. ROC-AUC is compared, not calibration:
-a site's labelled rows are held comments that moderators reviewed, not a natural sample.
+a site's labelled rows are held comments that moderators reviewed plus the approved ones they
+audited, not a natural sample; their weights (service/labels.py) make its ROC-AUC an estimate
+of the ROC-AUC on the site's traffic, but calibration on so few reweighted rows is noise.
 """
 
 from __future__ import annotations
@@ -46,10 +48,13 @@ class Evaluation:
     labels: np.ndarray  # (n, 6), NaN = not labelled
     candidate: np.ndarray  # (n, 6) probabilities
     active: np.ndarray
+    weights: np.ndarray | None = None  # per row; None: each row counts once
 
     def metrics(self) -> dict[str, Any]:
+        """Unweighted figures of each model (the rule's own, weighted ones are in its verdict)."""
         return {
             "rows": len(self.labels),
+            "weighted": self.weights is not None,
             "candidate": attribute_metrics(self.labels, self.candidate),
             "active": attribute_metrics(self.labels, self.active),
         }
@@ -85,9 +90,10 @@ def _measurable(labels: np.ndarray, min_class_rows: int) -> list[int]:
     return columns
 
 
-def _auc(labels: np.ndarray, proba: np.ndarray, j: int) -> float:
+def _auc(labels: np.ndarray, proba: np.ndarray, j: int, weights: np.ndarray | None) -> float:
     known = ~np.isnan(labels[:, j])
-    return float(roc_auc_score(labels[known, j], proba[known, j]))
+    weight = None if weights is None else weights[known]
+    return float(roc_auc_score(labels[known, j], proba[known, j], sample_weight=weight))
 
 
 def bias_view(report: BiasReport) -> dict[str, Any]:
@@ -115,13 +121,14 @@ def judge(
             )
             continue
         for j in columns:
-            candidate = _auc(evaluation.labels, evaluation.candidate, j)
-            active = _auc(evaluation.labels, evaluation.active, j)
+            candidate = _auc(evaluation.labels, evaluation.candidate, j, evaluation.weights)
+            active = _auc(evaluation.labels, evaluation.active, j, evaluation.weights)
             ok = candidate >= active - margin
             comparisons.append(
                 {
                     "evaluation": evaluation.name,
-                    "metric": f"{ATTRIBUTES[j]} ROC-AUC",
+                    "metric": f"{ATTRIBUTES[j]} ROC-AUC"
+                    + (" (weighted)" if evaluation.weights is not None else ""),
                     "candidate": round(candidate, 4),
                     "active": round(active, 4),
                     "ok": ok,

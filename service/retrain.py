@@ -2,14 +2,17 @@
 
 The site's labels are split by time: the most recent `holdout_share` of them (by when they
 were last labelled, rounded down) is the site holdout and is never trained on; the rest joins
-the base training mix as one more corpus whose rows each weigh `label_weight` base rows.
-Why 5 by default: a site has hundreds or thousands of labels against ~111,000 base rows, and
-they are the only in-domain ones, so at weight 1 they would barely move the model; at much
-more, a few hundred reviewed (and so borderline, held) comments would outweigh the base data
-they were selected from. The fixed evaluations are the base test file (`jigsaw_test`) and the
-site holdout; both models score both, and both get an identity-bias table. The candidate is
-registered (and promoted, when the rule in service/promotion.py allows) only in the job's last
-transaction, together with the job's success.
+the base training mix as one more corpus whose rows each weigh `label_weight` base rows times
+their sampling weight (service/labels.py: an audited approval stands for the approvals nobody
+audited). Why 5 by default: a site has hundreds or thousands of labels against ~111,000 base
+rows, and they are the only in-domain ones, so at weight 1 they would barely move the model;
+at much more, a few hundred reviewed (and so borderline, held) comments would outweigh the
+base data they were selected from. The fixed evaluations are the base test file
+(`jigsaw_test`) and the site holdout, its labels weighted as in training so that it measures
+the site's traffic rather than its held comments; both models score both, and both get an
+identity-bias table. The candidate is registered (and promoted, when the rule in
+service/promotion.py allows) only in the job's last transaction, together with the job's
+success.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from classifier import ATTRIBUTES, DataError, ToxicityModel, identity_bias, load_corpus, load_model
 from classifier.artifact import save_model
-from classifier.training import TEST_FILE, TRAINING_MIX, Source, train
+from classifier.training import ROW_WEIGHT_COLUMN, TEST_FILE, TRAINING_MIX, Source, train
 from service.db import session_scope
 from service.labels import SiteLabels, site_labels
 from service.models import Site, TrainingJob, utcnow
@@ -84,8 +87,10 @@ class RetrainConfig:
 class LabelSplit:
     train_texts: list[str]
     train_labels: np.ndarray
+    train_weights: np.ndarray
     holdout_texts: list[str]
     holdout_labels: np.ndarray
+    holdout_weights: np.ndarray
     labels_until: str | None  # the newest label time in the snapshot (ISO)
     holdout_from: str | None  # the oldest label time in the holdout (ISO)
 
@@ -94,11 +99,14 @@ def split_by_time(labels: SiteLabels, share: float) -> LabelSplit:
     """The oldest labels to train on, the most recent `share` (rounded down) to hold out."""
     n = len(labels)
     cut = n - int(n * share)
+    weights = labels.weight_array()
     return LabelSplit(
         train_texts=labels.texts[:cut],
         train_labels=labels.labels[:cut],
+        train_weights=weights[:cut],
         holdout_texts=labels.texts[cut:],
         holdout_labels=labels.labels[cut:],
+        holdout_weights=weights[cut:],
         labels_until=labels.times[-1].isoformat() if n else None,
         holdout_from=labels.times[cut].isoformat() if cut < n else None,
     )
@@ -117,12 +125,13 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _write_labels(path: Path, texts: list[str], labels: np.ndarray) -> None:
+def _write_labels(path: Path, texts: list[str], labels: np.ndarray, weights: np.ndarray) -> None:
     with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "comment_text", *ATTRIBUTES])
-        for i, (text, row) in enumerate(zip(texts, labels, strict=True)):
-            writer.writerow([i, text, *("" if math.isnan(v) else int(v) for v in row)])
+        writer.writerow(["id", "comment_text", *ATTRIBUTES, ROW_WEIGHT_COLUMN])
+        for i, (text, row, weight) in enumerate(zip(texts, labels, weights, strict=True)):
+            cells = ("" if math.isnan(v) else int(v) for v in row)
+            writer.writerow([i, text, *cells, repr(float(weight))])
 
 
 def _training_dir(config: RetrainConfig, target: Path, split: LabelSplit) -> Path:
@@ -137,15 +146,30 @@ def _training_dir(config: RetrainConfig, target: Path, split: LabelSplit) -> Pat
         if path.name.endswith(".csv.gz") and path.name != f"{SITE_FILE}.csv.gz":
             (target / path.name).symlink_to(path.resolve())
     if split.train_texts:
-        _write_labels(target / f"{SITE_FILE}.csv.gz", split.train_texts, split.train_labels)
+        _write_labels(
+            target / f"{SITE_FILE}.csv.gz",
+            split.train_texts,
+            split.train_labels,
+            split.train_weights,
+        )
     return target
 
 
 def _mix(config: RetrainConfig, split: LabelSplit) -> dict[str, Source]:
     mix = dict(TRAINING_MIX if config.mix is None else config.mix)
     if split.train_texts:
-        mix[SITE_FILE] = Source(ATTRIBUTES, config.label_weight)
+        mix[SITE_FILE] = Source(ATTRIBUTES, config.label_weight, row_weights=True)
     return mix
+
+
+def _sampling_summary(labels: SiteLabels) -> dict[str, dict[str, float]]:
+    """Per kind of label (held, approved, other): how many, and the weight each got."""
+    weights = labels.weight_array()
+    summary: dict[str, dict[str, float]] = {}
+    for kind in sorted(set(labels.sampling)):
+        mine = weights[[i for i, s in enumerate(labels.sampling) if s == kind]]
+        summary[kind] = {"labels": len(mine), "weight": round(float(mine.max()), 3)}
+    return summary
 
 
 def _proba(model: ToxicityModel, texts: list[str]) -> np.ndarray:
@@ -205,7 +229,8 @@ def _run(
         if parent is None:
             raise RetrainError("there is no active model to compare a candidate with")
         site_id, site_name = site.id, site.name
-        split = split_by_time(site_labels(session, site_id), config.holdout_share)
+        labels = site_labels(session, site_id)
+        split = split_by_time(labels, config.holdout_share)
         session.execute(
             update(TrainingJob)
             .where(TrainingJob.id == job_id)
@@ -231,6 +256,7 @@ def _run(
         "holdout_rows": len(split.holdout_texts),
         "holdout_from": split.holdout_from,
         "weight": config.label_weight,
+        "sampling": _sampling_summary(labels),
     }
     model.card["command"] = f"moderation retrain --site {site_name} (training job {job_id})"
     model.card["retraining"] = {"parent": parent, "site_labels": site_data}
@@ -254,6 +280,7 @@ def _run(
             split.holdout_labels,
             _proba(model, holdout),
             _proba(active, holdout),
+            weights=split.holdout_weights,
         )
     )
     progress("identity-fairness tables", 84)
@@ -300,7 +327,12 @@ def _run(
             "margin": config.margin,
             "min_class_rows": config.min_class_rows,
             "mix": {
-                name: {"weight": s.weight, "attributes": list(s.attributes), "holdout": s.holdout}
+                name: {
+                    "weight": s.weight,
+                    "attributes": list(s.attributes),
+                    "holdout": s.holdout,
+                    "row_weights": s.row_weights,
+                }
                 for name, s in _mix(config, split).items()
             },
         },

@@ -14,7 +14,12 @@ from typer.testing import CliRunner
 
 from classifier import ATTRIBUTES, DataError, load_corpus, load_model, train
 from classifier.fairness import identity_augmentation
-from classifier.training import IDENTITY_AUGMENTATION_WEIGHT, TRAINING_MIX, load_training_data
+from classifier.training import (
+    IDENTITY_AUGMENTATION_WEIGHT,
+    TRAINING_MIX,
+    Source,
+    load_training_data,
+)
 from service.model_cli import register
 
 SMALL = {"word_max_features": 2000, "char_max_features": 3000, "min_count": 1, "n_jobs": 1}
@@ -129,3 +134,28 @@ def test_a_corpus_keeps_its_holdout_whatever_else_is_in_the_mix(data_dir: Path) 
     assert full.evaluation.ids == reduced.evaluation.ids
     with pytest.raises(ValueError, match="jigsaw_train"):
         load_training_data(data_dir, mix={"toxic_spans_train": TRAINING_MIX["toxic_spans_train"]})
+
+
+def test_a_weight_column_multiplies_its_corpus_weight_row_by_row(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    for path in data_dir.iterdir():
+        (tmp_path / path.name).symlink_to(path)
+    header = ["id", "comment_text", *ATTRIBUTES, "weight"]
+    rows = [["a", "you fool", "1", "", "", "", "", "", "2.5"], ["b", "fine", *"000000", "1"]]
+    _write(tmp_path / "site.csv.gz", header, rows)
+    mix = {"jigsaw_train": TRAINING_MIX["jigsaw_train"]}
+    data = load_training_data(
+        tmp_path, mix={**mix, "site": Source(ATTRIBUTES, 4.0, row_weights=True)}
+    )
+    where = {t: w for t, w in zip(data.texts, data.weights, strict=True)}
+    assert where["you fool"] == 10.0 and where["fine"] == 4.0
+    for bad in ("0", "-1", "lots", "nan"):
+        _write(tmp_path / "site.csv.gz", header, [[*rows[0][:-1], bad]])
+        with pytest.raises(DataError, match="weight"):
+            load_training_data(
+                tmp_path, mix={**mix, "site": Source(ATTRIBUTES, 1, row_weights=True)}
+            )
+    _write(tmp_path / "site.csv.gz", header[:-1], [rows[0][:-1]])
+    with pytest.raises(DataError, match="weight"):
+        load_training_data(tmp_path, mix={**mix, "site": Source(ATTRIBUTES, 1, row_weights=True)})

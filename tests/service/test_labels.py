@@ -13,10 +13,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import session_scope
 from service.errors import InvalidInput
-from service.labels import export_labels, import_labels, label_values, site_labels
-from service.models import Label
+from service.labels import (
+    MAX_SAMPLING_WEIGHT,
+    export_labels,
+    import_labels,
+    label_values,
+    site_labels,
+)
+from service.models import Comment, Label
 from service.reviews import review_comment
-from tests.integration.texts import TOXIC
+from tests.integration.texts import CIVIL, TOXIC
 from tests.service.test_reviews import _decide
 
 
@@ -90,3 +96,48 @@ def test_import_checks_the_whole_file_first_and_export_returns_it(
         ("plain rude", 1, ""),
     ]
     assert rows[1]["comment_id"] == held and rows[0]["source"] == "import"
+
+
+def test_an_audited_approval_weighs_as_many_approvals_as_it_stands_for(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    site_id, ids = _decide(sessions, TOXIC[:2] + CIVIL[:6])
+    with session_scope(sessions) as session:
+        status = {c.id: c.status for c in session.scalars(select(Comment))}
+        held = [i for i in ids if status[i] == "held"]
+        approved = [i for i in ids if status[i] == "approved"]
+        assert held and len(approved) >= 4, status
+        for comment_id in held:
+            review_comment(session, site_id, comment_id, key_id=1, actor="m", action="reject")
+    audit = _write(
+        tmp_path / "audit.csv.gz",
+        [
+            {"comment_id": approved[0], "comment_text": CIVIL[0], "toxic": "0"},
+            {"comment_id": "", "comment_text": "imported from elsewhere", "toxic": "1"},
+        ],
+    )
+    with session_scope(sessions) as session:
+        import_labels(session, site_id, audit, actor="auditor")
+    with session_scope(sessions) as session:
+        labels = site_labels(session, site_id)
+    weight = dict(zip(labels.sampling, labels.weights, strict=True))
+    assert sorted(labels.sampling) == sorted(["held"] * len(held) + ["approved", "other"])
+    # Every held comment was reviewed, one approval in len(approved) was audited.
+    assert weight == {"held": 1.0, "approved": float(len(approved)), "other": 1.0}
+
+
+def test_sampling_weights_are_capped(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    many = (CIVIL * 30)[:30]
+    site_id, ids = _decide(sessions, TOXIC[:1] + many)
+    with session_scope(sessions) as session:
+        review_comment(session, site_id, ids[0], key_id=1, actor="m", action="reject")
+        approved = session.scalars(select(Comment.id).where(Comment.status == "approved")).all()
+        assert len(approved) > MAX_SAMPLING_WEIGHT
+    audit = _write(
+        tmp_path / "audit.csv.gz", [{"comment_id": approved[0], "comment_text": "x", "toxic": "0"}]
+    )
+    with session_scope(sessions) as session:
+        import_labels(session, site_id, audit, actor="auditor")
+        labels = site_labels(session, site_id)
+    assert labels.sampling == ["held", "approved"]
+    assert list(labels.weights) == [1.0, MAX_SAMPLING_WEIGHT]

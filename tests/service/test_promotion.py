@@ -113,3 +113,19 @@ def test_a_version_whose_stored_artifact_is_corrupt_is_never_promoted(
         promote_checked(session, version, actor="alice", reason="looks better")
     with session_scope(sessions) as session:
         assert active_version(session) == artifact_identity(first)[0]
+
+
+def test_weights_make_the_site_holdout_speak_for_traffic_not_for_held_comments() -> None:
+    """The candidate misses one rare, heavily weighted positive (an audited approval standing
+    for 20): unweighted it is within the margin, weighted it is not."""
+    labels = _labels(200)
+    candidate, active = _scores(labels, flipped=1), _scores(labels, flipped=0)
+    weights = np.ones(len(labels))
+    weights[np.flatnonzero(labels[:, 0] == 1)[0]] = 20.0
+    plain = Evaluation("site_holdout", labels, candidate, active)
+    weighted = Evaluation("site_holdout", labels, candidate, active, weights=weights)
+    bias = {"candidate_bias": _bias(0.9), "active_bias": _bias(0.9), "margin": 0.05}
+    assert judge([plain], **bias).passed
+    verdict = judge([weighted], **bias)  # type: ignore[arg-type]
+    assert not verdict.passed
+    assert verdict.comparisons[0]["metric"] == "toxic ROC-AUC (weighted)"

@@ -183,6 +183,7 @@ def test_a_retrain_holds_out_the_newest_labels_registers_a_candidate_and_promote
         "trained_rows": 48,
         "holdout_rows": 12,
         "weight": 5.0,
+        "sampling": {"other": {"labels": 60, "weight": 1.0}},  # imported, of no comment
     }
     assert candidate.params["mix"][SITE_FILE]["weight"] == 5.0
     evaluations = candidate.metrics["evaluations"]
