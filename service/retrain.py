@@ -43,7 +43,7 @@ from service.registry import active_version, fetch_artifact, register_version
 from service.settings import DEFAULT_THRESHOLDS, Settings
 from service.training_jobs import Heartbeat, JobStatus, claim_job, fail_job, report_progress
 
-__all__ = ["SITE_FILE", "LabelSplit", "RetrainConfig", "run_job", "split_by_time"]
+__all__ = ["SITE_FILE", "LabelSplit", "RetrainConfig", "run_job", "split_by_time", "write_labels"]
 
 log = structlog.get_logger(__name__)
 
@@ -125,7 +125,8 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _write_labels(path: Path, texts: list[str], labels: np.ndarray, weights: np.ndarray) -> None:
+def write_labels(path: Path, texts: list[str], labels: np.ndarray, weights: np.ndarray) -> None:
+    """A site's labels as a corpus of the training mix, each row with its sampling weight."""
     with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "comment_text", *ATTRIBUTES, ROW_WEIGHT_COLUMN])
@@ -146,7 +147,7 @@ def _training_dir(config: RetrainConfig, target: Path, split: LabelSplit) -> Pat
         if path.name.endswith(".csv.gz") and path.name != f"{SITE_FILE}.csv.gz":
             (target / path.name).symlink_to(path.resolve())
     if split.train_texts:
-        _write_labels(
+        write_labels(
             target / f"{SITE_FILE}.csv.gz",
             split.train_texts,
             split.train_labels,
