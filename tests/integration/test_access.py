@@ -128,6 +128,8 @@ ENDPOINTS = [
     Endpoint("list models", "GET", lambda w, s: "/v1/models", MODERATE, "own-only"),
     Endpoint("model events", "GET", lambda w, s: "/v1/models/events", MODERATE, "own-only"),
     Endpoint("training jobs", "GET", lambda w, s: "/v1/models/jobs", MODERATE, "own-only"),
+    Endpoint("read model", "GET", lambda w, s: f"/v1/models/{_active_version(w)}", MODERATE,
+             "own-only"),
     Endpoint("set shadow", "PUT", lambda w, s: "/v1/models/shadow", ADMIN, "own-only",
              lambda w, s: {"version": None}),
     Endpoint("shadow report", "GET",
@@ -204,3 +206,30 @@ def test_revoked_and_rotated_keys(world: World) -> None:
                 assert admin.delete(f"/v1/keys/{rotated['prefix']}").status_code == 200
                 response = new_client.get("/v1/queue")
     assert response.status_code == 401 and response.json()["field"] == "Authorization"
+
+
+# Moving the model changes every site's decisions: admins only. Here an admin's call may also
+# be refused for what it asks (promoting the active model, rolling back with no earlier move:
+# 409), but never for who asks.
+MODEL_MOVES = [
+    ("retrain", lambda w: "/v1/models/retrain", {"site": "news"}),
+    ("promote", lambda w: f"/v1/models/{_active_version(w)}/promote", {"reason": "check"}),
+    ("rollback", lambda w: "/v1/models/rollback", {"reason": "check"}),
+    ("retire", lambda w: f"/v1/models/{_active_version(w)}/retire", {"reason": "check"}),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "body"), MODEL_MOVES, ids=[m[0] for m in MODEL_MOVES])
+def test_only_admins_move_models(
+    world: World, name: str, path: Callable[[World], str], body: dict[str, str]
+) -> None:
+    active = _active_version(world)
+    for role in ("submitter", "moderator"):
+        with world.stack.client(f"news-{role}") as client:
+            refused = client.post(path(world), json=body)
+        assert refused.status_code == 403, (role, refused.text)
+        assert refused.json()["detail"]
+    assert _active_version(world) == active, "a refused call moved nothing"
+    with world.stack.client("news-admin") as admin:
+        allowed = admin.post(path(world), json=body)
+    assert allowed.is_success or allowed.status_code == 409, allowed.text
