@@ -40,6 +40,7 @@ __all__ = [
     "ReasonCode",
     "Review",
     "ReviewAction",
+    "ReviewActionName",
     "Role",
     "ShadowScore",
     "Site",
@@ -85,10 +86,15 @@ ReasonCode = Literal[
 ]
 
 
+# What a moderator does with a comment. The one list, like `ReasonCode`: `ReviewAction.ALL`
+# and the API's `action` field (its OpenAPI enum) both come from it.
+ReviewActionName = Literal["approve", "reject"]
+
+
 class ReviewAction:
     APPROVE = "approve"
     REJECT = "reject"
-    ALL = ("approve", "reject")
+    ALL: tuple[str, ...] = get_args(ReviewActionName)
     REASONS: tuple[str, ...] = get_args(ReasonCode)
 
 

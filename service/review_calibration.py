@@ -3,7 +3,7 @@
 A site's labels are scored by a model; per attribute, the proposal is the lowest threshold of
 `classifier.thresholds.GRID` whose holds reach a target precision among the reviewed comments,
 with the trade-off around it: hold rate on the site's latest traffic, precision and recall on
-the reviews. Printing it is the CLI's job (`service.model_cli`).
+the reviews. Printing it is the CLI's job (`service.calibrate_cli`).
 """
 
 from __future__ import annotations

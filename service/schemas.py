@@ -8,7 +8,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.models import ReasonCode
+from service.models import ReasonCode, ReviewActionName
 
 __all__ = [
     "AuthorTrustIn",
@@ -144,9 +144,6 @@ class ScoreIn(BaseModel):
 class ScoreOut(BaseModel):
     model_version: str
     results: list[dict[str, Any]]
-
-
-ReviewActionName = Literal["approve", "reject"]
 
 
 class ReviewIn(BaseModel):

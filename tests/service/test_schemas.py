@@ -18,6 +18,13 @@ def test_the_openapi_reason_enum_lists_every_reason_code_of_the_domain() -> None
         assert enums == [list(ReviewAction.REASONS)], name
 
 
+def test_the_openapi_action_enum_lists_every_review_action_of_the_domain() -> None:
+    schemas = create_app().openapi()["components"]["schemas"]
+    for name in ("ReviewIn", "BulkReviewIn"):
+        action = schemas[name]["properties"]["action"]
+        assert action["enum"] == list(ReviewAction.ALL) == ["approve", "reject"], name
+
+
 def test_a_review_reason_outside_the_domain_codes_is_refused_on_the_reason_field() -> None:
     assert ReviewIn(action="reject", reason="SPAM").reason == "SPAM"
     with pytest.raises(ValidationError) as single:
