@@ -59,7 +59,7 @@ class Sampling:
     OTHER = "other"  # imported text of no comment here, or a comment never scored
 
     BY_ACTION: ClassVar[Mapping[str, str]] = MappingProxyType({"hold": HELD, "approve": APPROVED})
-    ACTION: ClassVar[Mapping[str, str]] = MappingProxyType({HELD: "hold", APPROVED: "approve"})
+    ACTION: ClassVar[Mapping[str, str]] = MappingProxyType({v: k for k, v in BY_ACTION.items()})
 
 
 def label_values(action: str, reason_tags: str) -> dict[str, int]:
