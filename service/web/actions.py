@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -17,6 +19,8 @@ from service.web.auth import new_session
 from service.web.deps import (
     SIGN_IN_ROLES,
     CheckedForm,
+    Form,
+    Moderator,
     SignedIn,
     WebRoute,
     check_csrf,
@@ -128,6 +132,17 @@ def _done(
     return RedirectResponse(target, status_code=303)
 
 
+def _review_fields(me: Moderator, form: Form, action: str) -> dict[str, Any]:
+    """Who reviews, and the action, reason and note of the form: the same for one or many."""
+    return {
+        "key_id": me.caller.key_id,
+        "actor": me.caller.actor,
+        "action": action,
+        "reason": _reason(form.get("reason")),
+        "note": (form.get("note") or "").strip(),
+    }
+
+
 @router.post("/comments/{comment_id}/review")
 def review_one(request: Request, comment_id: str, me: SignedIn, form: CheckedForm) -> Response:
     """Approve or reject one comment, at the version the moderator was shown."""
@@ -141,11 +156,7 @@ def review_one(request: Request, comment_id: str, me: SignedIn, form: CheckedFor
             session,
             me.caller.site_id,
             comment_id,
-            key_id=me.caller.key_id,
-            actor=me.caller.actor,
-            action=action,
-            reason=_reason(form.get("reason")),
-            note=(form.get("note") or "").strip(),
+            **_review_fields(me, form, action),
             version=int(version_field) if version_field else None,
         )
     _after_commit(state, [reviewed])
@@ -161,15 +172,6 @@ def review_selected(request: Request, me: SignedIn, form: CheckedForm) -> Respon
         raise InvalidInput("select at least one comment first (x, or its checkbox)", field="ids")
     state = state_of(request)
     with session_scope(state.sessions) as session:
-        reviewed = review_many(
-            session,
-            me.caller.site_id,
-            ids,
-            key_id=me.caller.key_id,
-            actor=me.caller.actor,
-            action=action,
-            reason=_reason(form.get("reason")),
-            note=(form.get("note") or "").strip(),
-        )
+        reviewed = review_many(session, me.caller.site_id, ids, **_review_fields(me, form, action))
     _after_commit(state, reviewed)
     return _done(request, form.get("next"), reviewed, action)

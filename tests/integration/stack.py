@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -126,6 +127,12 @@ class Stack:
         headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         for name in list(self.processes):
             process = self.processes.pop(name)
@@ -140,6 +147,14 @@ class Stack:
             self.redis.stop()
         if self.engine is not None:
             self.engine.dispose()
+
+
+def database_for(request: pytest.FixtureRequest, directory: Path) -> str:
+    """The database of a fixture parametrized "sqlite" / "postgresql": a file in `directory`,
+    or the test session's PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{directory / 'moderation.db'}"
+    return str(request.getfixturevalue("postgres_url"))
 
 
 def comment(external_id: str, text: str, **extra: Any) -> dict[str, Any]:

@@ -39,8 +39,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     directory = tmp_path_factory.mktemp("stack-access")
-    stack = Stack(directory, f"sqlite:///{directory / 'moderation.db'}").start()
-    try:
+    with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as stack:
+        stack.start()
         with session_scope(stack.sessions) as session:
             for role in ("moderator", "admin"):
                 stack.keys[f"other-{role}"] = create_key(session, site_name="other", role=role)[1]
@@ -53,8 +53,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert response.json()["status"] == "held", response.text
             held[site] = response.json()["id"]
         yield World(stack, stack.keys, held)
-    finally:
-        stack.stop()
 
 
 @dataclass(frozen=True)

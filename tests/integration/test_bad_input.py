@@ -22,11 +22,9 @@ GOOD = comment("bad-input-base", "A perfectly fine comment.")
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp("stack-bad-input")
-    running = Stack(directory, f"sqlite:///{directory / 'moderation.db'}").start()
-    try:
+    with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as running:
+        running.start()
         yield running
-    finally:
-        running.stop()
 
 
 def _stored(stack: Stack) -> int:

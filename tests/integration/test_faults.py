@@ -28,11 +28,8 @@ FAST_SWEEP = {
 
 @pytest.fixture
 def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(tmp_path_factory.mktemp("faults"), database_url, FAST_SWEEP).start(beat=True)
-    try:
-        yield running
-    finally:
-        running.stop()
+    with Stack(tmp_path_factory.mktemp("faults"), database_url, FAST_SWEEP) as running:
+        yield running.start(beat=True)
 
 
 def _counts(stack: Stack) -> tuple[int, int, int]:

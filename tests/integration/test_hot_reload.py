@@ -28,11 +28,9 @@ SHIPPED = artifact_identity(DEFAULT_MODEL_DIR)[0]
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp("stack-hot-reload")
-    running = Stack(directory, f"sqlite:///{directory / 'moderation.db'}").start()
-    try:
+    with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as running:
+        running.start()
         yield running
-    finally:
-        running.stop()
 
 
 def _stream(stack: Stack, prefix: str, stop: threading.Event, sent: list[str]) -> None:

@@ -21,15 +21,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp("stack-moderation-bad-input")
-    running = Stack(directory, f"sqlite:///{directory / 'moderation.db'}").start()
-    with session_scope(running.sessions) as session:
-        running.keys["news-moderator-2"] = create_key(session, site_name="news", role="moderator")[
-            1
-        ]
-    try:
+    with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as running:
+        running.start()
+        with session_scope(running.sessions) as session:
+            key = create_key(session, site_name="news", role="moderator")[1]
+        running.keys["news-moderator-2"] = key
         yield running
-    finally:
-        running.stop()
 
 
 def _submit(stack: Stack, external_id: str, text: str, key: str = "news-submitter") -> str:

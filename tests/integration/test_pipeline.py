@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.models import Comment, Decision
-from tests.integration.stack import Stack, comment, wait_until
+from tests.integration.stack import Stack, comment, database_for, wait_until
 from tests.integration.texts import CIVIL, TOXIC
 
 pytestmark = pytest.mark.integration
@@ -20,15 +20,9 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp(f"stack-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{directory / 'moderation.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    running = Stack(directory, url).start()
-    try:
+    with Stack(directory, database_for(request, directory)) as running:
+        running.start()
         yield running
-    finally:
-        running.stop()
 
 
 def _decisions_for(stack: Stack, comment_id: str) -> int:

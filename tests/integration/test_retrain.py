@@ -65,12 +65,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "MODERATION_RETRAIN_CHECK_SECONDS": "1",
         "MODERATION_RETRAIN_MIN_NEW_LABELS": "0",
     }
-    running = Stack(directory, f"sqlite:///{directory / 'moderation.db'}", env).start(beat=True)
-    try:
+    url = f"sqlite:///{directory / 'moderation.db'}"
+    with Stack(directory, url, env) as running:
+        running.start(beat=True)
         _start_training_worker(running)
         yield running
-    finally:
-        running.stop()
 
 
 def _job(admin: httpx.Client, job_id: str) -> dict[str, Any]:

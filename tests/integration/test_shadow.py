@@ -14,7 +14,7 @@ from service.db import session_scope
 from service.models import Decision, ShadowScore
 from service.registry import active_version, register_version, set_shadow
 from tests.classifier.conftest import tiny_model
-from tests.integration.stack import Stack, comment, wait_until
+from tests.integration.stack import Stack, comment, database_for, wait_until
 from tests.integration.texts import CIVIL, TOXIC
 
 pytestmark = pytest.mark.integration
@@ -25,15 +25,9 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp(f"shadow-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{directory / 'moderation.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    running = Stack(directory, url).start()
-    try:
+    with Stack(directory, database_for(request, directory)) as running:
+        running.start()
         yield running
-    finally:
-        running.stop()
 
 
 def _shadow_rows(stack: Stack, version: str) -> int:

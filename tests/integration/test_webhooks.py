@@ -17,7 +17,7 @@ from service.queue import WEBHOOK_QUEUE
 from service.runner import worker_command
 from service.webhooks import verify
 from tests.conftest import free_port
-from tests.integration.stack import Stack, comment, wait_until
+from tests.integration.stack import Stack, comment, database_for, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -123,15 +123,8 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp(f"webhooks-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{directory / 'moderation.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    running = WebhookStack(directory, url, FAST_RETRIES)
-    try:
+    with WebhookStack(directory, database_for(request, directory), FAST_RETRIES) as running:
         yield running.start(beat=True)
-    finally:
-        running.stop()
 
 
 def _set_webhook(stack: Stack, url: str, secret: str | None = None) -> dict[str, Any]:

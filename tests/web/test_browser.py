@@ -38,11 +38,9 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp("web-stack")
-    running = Stack(directory, f"sqlite:///{directory / 'moderation.db'}").start()
-    try:
+    with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as running:
+        running.start()
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
