@@ -18,11 +18,11 @@ simulated moderator reviews every held comment by its true label and audits a sh
 approved ones (imported as labels, as a site auditing its approvals would). Every `--every`
 labels the model is retrained on the base mix plus the site's labels so far, each weighing
 `--label-weight` base rows (5, as the service's retraining jobs) times its sampling weight
-(service/labels.py), then registered and promoted; the worker swaps it in. `--retrain api` asks
-the service instead (POST /v1/models/retrain, on a training worker of the stack), with the
-site's corpora emptied from its base data; such a job also keeps its newest 20% of labels out
-of training, and a candidate its promotion rule refuses is promoted by hand, so that every
-retrain is measured.
+(service/models/labels.py), then registered and promoted; the worker swaps it in. `--retrain
+api` asks the service instead (POST /v1/models/retrain, on a training worker of the stack),
+with the site's corpora emptied from its base data; such a job also keeps its newest 20% of
+labels out of training, and a candidate its promotion rule refuses is promoted by hand, so that
+every retrain is measured.
 
 Reported for each model: toxic ROC-AUC on the next `--window` comments it decided and on an
 exam of `--exam` later comments of the site that are never streamed (every model scores the
@@ -58,12 +58,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from classifier import ATTRIBUTES, load_corpus, load_model, save_model
 from classifier.training import TRAINING_MIX, Source, train
-from service.db import session_scope
-from service.keys import get_or_create_site
-from service.labels import import_labels, label_count, site_labels
-from service.registry import fetch_artifact, promote, register_version
-from service.retrain import SITE_FILE, write_labels
-from service.runner import worker_command
+from service.cli.up import worker_command
+from service.core.db import session_scope
+from service.models.labels import import_labels, label_count, site_labels
+from service.models.registry import fetch_artifact, promote, register_version
+from service.models.retrain import SITE_FILE, write_labels
+from service.sites.keys import get_or_create_site
 from tests.integration.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,7 +207,7 @@ Retrain = Callable[["Simulation", int], tuple[str, float]]
 def retrain_locally(sim: Simulation, round_no: int) -> tuple[str, float]:
     """classifier.training.train on the base mix plus the site's labels; register and promote.
 
-    The same recipe as a retraining job (service/retrain.py), minus its held-out slice of the
+    The same recipe as a retraining job (service/models/retrain.py), minus its held-out slice of the
     labels and its promotion rule: here every candidate is promoted, to draw the curve.
     """
     args = sim.args

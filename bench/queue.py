@@ -31,9 +31,10 @@ from typing import Any
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
-from service.db import make_engine, make_session_factory, session_scope
-from service.models import Author, Comment, Decision, Site, utcnow
-from service.review_queue import list_queue, reason_tags
+from service.core.db import make_engine, make_session_factory, session_scope
+from service.core.tables import Author, Comment, Decision, Site, utcnow
+from service.moderation.review_queue import list_queue
+from service.rules.reasons import reason_tags
 from tests.integration.stack import Stack
 
 ATTRIBUTES = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")

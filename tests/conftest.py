@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import make_engine, make_session_factory
-from service.migrate import upgrade_database
+from service.core.db import make_engine, make_session_factory
+from service.core.migrate import upgrade_database
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MODERATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

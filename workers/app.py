@@ -15,11 +15,7 @@ import structlog
 from celery import Celery, signals
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import make_engine, make_session_factory
-from service.language import load_detector
-from service.logs import configure_logging
-from service.model_holder import ModelHolder
-from service.queue import (
+from service.core.broker import (
     RETRY_WEBHOOKS,
     SCORING_QUEUE,
     SWEEP_PENDING,
@@ -27,8 +23,12 @@ from service.queue import (
     celery_config,
     redis_url,
 )
-from service.scoring import ModelScorer
-from service.settings import Settings, get_settings
+from service.core.db import make_engine, make_session_factory
+from service.core.logs import configure_logging
+from service.core.settings import Settings, get_settings
+from service.models.holder import ModelHolder
+from service.models.scoring import ModelScorer
+from service.rules.language import load_detector
 
 __all__ = ["RecentIds", "Resources", "app", "resources"]
 

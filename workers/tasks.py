@@ -6,11 +6,10 @@ import redis
 import structlog
 from sqlalchemy.exc import OperationalError
 
-from service.db import session_scope
-from service.decisions import decide_pending
-from service.models import utcnow
-from service.notify import decided_message, publish_decided
-from service.queue import (
+from service.comments.decisions import decide_pending
+from service.comments.notify import decided_message, publish_decided
+from service.comments.sweeper import claim_stale_pending
+from service.core.broker import (
     DELIVER_WEBHOOK,
     NOOP_DECIDE,
     RETRY_WEBHOOKS,
@@ -19,8 +18,9 @@ from service.queue import (
     enqueue_score,
     enqueue_webhooks,
 )
-from service.sweeper import claim_stale_pending
-from service.webhook_delivery import RetryPolicy, attempt_delivery, due_deliveries
+from service.core.db import session_scope
+from service.core.tables import utcnow
+from service.webhooks.delivery import RetryPolicy, attempt_delivery, due_deliveries
 from workers.app import app, resources
 
 __all__ = ["deliver_webhook", "noop_decide", "retry_webhooks", "score_comment", "sweep_pending"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from service.queue import RETRAIN, RETRAIN_IF_DUE, enqueue_retrain
-from service.retrain import RetrainConfig, run_job
-from service.training_jobs import retrain_if_due as start_if_due
+from service.core.broker import RETRAIN, RETRAIN_IF_DUE, enqueue_retrain
+from service.models.retrain import RetrainConfig, run_job
+from service.models.training_jobs import retrain_if_due as start_if_due
 from workers.app import app, resources
 
 __all__ = ["retrain", "retrain_if_due"]

@@ -117,7 +117,7 @@ def upgrade() -> None:
 
 def _backfill_queue_columns() -> None:
     """Give comments decided before this revision the queue's score and reason tags."""
-    from service.review_queue import reason_tags
+    from service.rules.reasons import reason_tags
 
     bind = op.get_bind()
     comments = sa.table(

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import AdminKey, State
-from service.db import session_scope
-from service.keys import create_key, key_view, list_keys, revoke_key, rotate_key
-from service.schemas import KeyIn, PolicyIn, SiteIn
-from service.sites import create_site, get_site, list_sites, set_policy, site_view
+from service.api.schemas import KeyIn, PolicyIn, SiteIn
+from service.core.db import session_scope
+from service.http.deps import AdminKey, State
+from service.sites.keys import create_key, key_view, list_keys, revoke_key, rotate_key
+from service.sites.sites import create_site, get_site, list_sites, set_policy, site_view
 
 __all__ = ["router"]
 

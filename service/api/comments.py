@@ -7,13 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import AnyKey, State, SubmitterKey
-from service.api.state import AppState
-from service.db import session_scope
-from service.decisions import decision_payload
-from service.intake import get_comment, get_comment_by_external_id, submit_comment
-from service.models import Comment, CommentStatus, new_id
-from service.schemas import CommentIn, CommentOut, ErrorOut, SubmitOut
+from service.api.schemas import CommentOut, ErrorOut, SubmitOut
+from service.comments.decisions import decision_payload
+from service.comments.intake import get_comment, get_comment_by_external_id, submit_comment
+from service.comments.schemas import CommentIn
+from service.core.db import session_scope
+from service.core.tables import Comment, CommentStatus, new_id
+from service.http.deps import AnyKey, State, SubmitterKey
+from service.http.state import AppState
 
 __all__ = ["router"]
 

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import ORJSONResponse
 from sqlalchemy import text
 
-from service.api.deps import State
+from service.http.deps import State
 
 __all__ = ["router"]
 

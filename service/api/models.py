@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import defer
 
-from service.api.deps import AdminKey, ModeratorKey, State
-from service.db import session_scope
-from service.models import ModelVersion, Role
-from service.promotion import promote_checked
-from service.queue import enqueue_retrain
-from service.registry import (
+from service.core.broker import enqueue_retrain
+from service.core.db import session_scope
+from service.core.tables import ModelVersion, Role
+from service.http.deps import AdminKey, ModeratorKey, State
+from service.models.promotion import promote_checked
+from service.models.registry import (
     ModelNotFound,
     active_version,
     model_events,
@@ -30,8 +30,8 @@ from service.registry import (
     set_shadow,
     version_view,
 )
-from service.sites import get_site
-from service.training_jobs import get_job, list_jobs, request_retrain
+from service.models.training_jobs import get_job, list_jobs, request_retrain
+from service.sites.sites import get_site
 
 __all__ = ["router"]
 

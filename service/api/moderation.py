@@ -8,15 +8,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import ModeratorKey, SiteId, State
-from service.api.state import AppState
-from service.authors import author_view, set_author_trust
-from service.db import session_scope
-from service.queue import enqueue_webhooks
-from service.review_queue import QueueFilters, claim_items, list_queue
-from service.reviews import Reviewed, comment_history, review_comment, review_many
-from service.schemas import AuthorTrustIn, BulkReviewIn, ClaimOut, QueueOut, ReviewIn, ReviewOut
-from service.stats import site_stats
+from service.api.schemas import AuthorTrustIn, BulkReviewIn, ClaimOut, QueueOut, ReviewIn, ReviewOut
+from service.core.broker import enqueue_webhooks
+from service.core.db import session_scope
+from service.http.deps import ModeratorKey, SiteId, State
+from service.http.state import AppState
+from service.moderation.authors import author_view, set_author_trust
+from service.moderation.review_queue import QueueFilters, claim_items, list_queue
+from service.moderation.reviews import Reviewed, comment_history, review_comment, review_many
+from service.moderation.stats import site_stats
 
 __all__ = ["router"]
 

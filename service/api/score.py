@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import AnyKey, State
-from service.errors import InvalidInput
-from service.schemas import ScoreIn, ScoreOut
+from service.api.schemas import ScoreIn, ScoreOut
+from service.core.errors import InvalidInput
+from service.http.deps import AnyKey, State
 
 __all__ = ["router"]
 

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import ModeratorKey, State
-from service.db import session_scope
-from service.errors import Forbidden
-from service.models import Role
-from service.shadow import shadow_report
-from service.sites import get_site
+from service.core.db import session_scope
+from service.core.errors import Forbidden
+from service.core.tables import Role
+from service.http.deps import ModeratorKey, State
+from service.models.shadow import shadow_report
+from service.sites.sites import get_site
 
 __all__ = ["router"]
 

@@ -9,16 +9,16 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import AdminKey, ModeratorKey, SiteId, State
-from service.db import session_scope
-from service.webhook_delivery import DeliveryRecord, list_deliveries
-from service.webhooks import (
+from service.core.db import session_scope
+from service.http.deps import AdminKey, ModeratorKey, SiteId, State
+from service.webhooks.config import (
     MIN_SECRET_LENGTH,
     WebhookConfig,
     get_webhook,
     remove_webhook,
     set_webhook,
 )
+from service.webhooks.delivery import DeliveryRecord, list_deliveries
 
 __all__ = ["router"]
 

@@ -9,12 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.responses import Response
 
-from service.api.state import AppState
-from service.db import session_scope
-from service.errors import AuthError, InvalidInput
-from service.keys import authenticate
-from service.queue import enqueue_webhooks
-from service.reviews import Reviewed, review_comment, review_many
+from service.core.broker import enqueue_webhooks
+from service.core.db import session_scope
+from service.core.errors import AuthError, InvalidInput
+from service.http.state import AppState
+from service.moderation.reviews import Reviewed, review_comment, review_many
+from service.sites.keys import authenticate
 from service.web.auth import new_session
 from service.web.deps import (
     SIGN_IN_ROLES,

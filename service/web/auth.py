@@ -13,7 +13,7 @@ from pathlib import Path
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from service.settings import Settings
+from service.core.settings import Settings
 
 __all__ = [
     "COOKIE_NAME",

@@ -13,11 +13,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from service.api.deps import Caller
-from service.api.state import AppState
-from service.db import session_scope
-from service.errors import ModerationError
-from service.models import ApiKey, Role, utcnow
+from service.core.db import session_scope
+from service.core.errors import ModerationError
+from service.core.tables import ApiKey, Role, utcnow
+from service.http.deps import Caller
+from service.http.state import AppState
 from service.web.auth import (
     COOKIE_NAME,
     WebSession,

@@ -12,14 +12,14 @@ from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from service.authors import author_view
-from service.db import session_scope
-from service.errors import InvalidInput, NotFound
-from service.intake import get_comment
-from service.models import CommentStatus, utcnow
-from service.review_queue import QueueFilters, author_histories, list_queue, queue_item
-from service.reviews import comment_history
-from service.stats import site_stats
+from service.comments.intake import get_comment
+from service.core.db import session_scope
+from service.core.errors import InvalidInput, NotFound
+from service.core.tables import CommentStatus, utcnow
+from service.moderation.authors import author_view
+from service.moderation.review_queue import QueueFilters, author_histories, list_queue, queue_item
+from service.moderation.reviews import comment_history
+from service.moderation.stats import site_stats
 from service.web.deps import SignedIn, WebRoute, html_page, state_of
 from service.web.render import STATIC_DIR
 
@@ -158,7 +158,7 @@ def _comment_context(session: Session, site_id: int, comment_id: str) -> dict[st
     return {
         "item": queue_item(comment, comment.decision, history),
         "events": events,
-        # What service.reviews accepts: held comments, and comments reviewed before.
+        # What service.moderation.reviews accepts: held comments, and comments reviewed before.
         "reviewable": comment.status == CommentStatus.HELD
         or any(e["event"] == "reviewed" for e in events),
     }

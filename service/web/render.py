@@ -11,12 +11,12 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from service.models import ReviewAction, utcnow
+from classifier import ATTRIBUTES
+from service.core.tables import ReviewAction, utcnow
+from service.rules.reasons import Reason
 from service.web.chart import hourly_chart
 
 __all__ = [
-    "ATTRIBUTES",
-    "REASON_CODES",
     "STATIC_DIR",
     "environment",
     "event_summary",
@@ -27,16 +27,6 @@ __all__ = [
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 NONE = "\u2013"  # an en dash: no value
-ATTRIBUTES = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
-# The reason codes a decision can carry (service/policy.py, service/decisions.py).
-REASON_CODES = (
-    "attribute_over_threshold",
-    "unsupported_language",
-    "author_premoderated",
-    "author_trusted",
-    "author_banned",
-    "scoring_error",
-)
 
 
 def highlight(text: str, reasons: list[dict[str, Any]]) -> Markup:
@@ -91,12 +81,12 @@ def _percent(value: float | None, digits: int = 0) -> str:
 
 def _reason_label(reason: dict[str, Any]) -> str:
     code = reason.get("code", "")
-    if code == "attribute_over_threshold":
+    if code == Reason.ATTRIBUTE_OVER_THRESHOLD:
         return (
             f"{reason.get('attribute')} {_percent(reason.get('score'))} "
             f"≥ {_percent(reason.get('threshold'))}"
         )
-    if code == "unsupported_language":
+    if code == Reason.UNSUPPORTED_LANGUAGE:
         return f"language {reason.get('language')} ({_percent(reason.get('confidence'))} sure)"
     extras = ", ".join(
         f"{k} {v}" for k, v in reason.items() if k not in ("code", "spans") and v is not None
@@ -146,7 +136,7 @@ def environment() -> Environment:
     )
     env.globals.update(
         ATTRIBUTES=ATTRIBUTES,
-        REASON_CODES=REASON_CODES,
+        REASON_CODES=Reason.FILTERABLE,
         REVIEW_REASONS=ReviewAction.REASONS,
         event_summary=event_summary,
         now=utcnow,

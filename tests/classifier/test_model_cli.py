@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from classifier import ATTRIBUTES
-from service.model_cli import register
+from service.cli.model import register
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from classifier.training import (
     Source,
     load_training_data,
 )
-from service.model_cli import register
+from service.cli.model import register
 
 SMALL = {"word_max_features": 2000, "char_max_features": 3000, "min_count": 1, "n_jobs": 1}
 

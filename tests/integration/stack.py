@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import make_engine, make_session_factory, session_scope
-from service.embedded_redis import EmbeddedRedis
-from service.keys import create_key
-from service.migrate import upgrade_database
-from service.runner import api_command, beat_command, worker_command
-from service.settings import Settings
+from service.cli.up import api_command, beat_command, worker_command
+from service.core.db import make_engine, make_session_factory, session_scope
+from service.core.embedded_redis import EmbeddedRedis
+from service.core.migrate import upgrade_database
+from service.core.settings import Settings
+from service.sites.keys import create_key
 from tests.conftest import free_port
 
 

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from service.db import session_scope
-from service.keys import create_key
-from service.models import Comment
-from service.registry import active_version
+from service.core.db import session_scope
+from service.core.tables import Comment
+from service.models.registry import active_version
+from service.sites.keys import create_key
 from tests.integration.stack import Stack, comment
 from tests.integration.texts import TOXIC
 

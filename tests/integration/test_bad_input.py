@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from service.db import session_scope
-from service.keys import revoke_key
-from service.models import Comment
+from service.core.db import session_scope
+from service.core.tables import Comment
+from service.sites.keys import revoke_key
 from tests.integration.stack import Stack, comment
 
 pytestmark = pytest.mark.integration

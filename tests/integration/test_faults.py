@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from service.models import Comment, CommentStatus, Decision
+from service.core.tables import Comment, CommentStatus, Decision
 from tests.conftest import POSTGRES_ADMIN_URL, postgres_database
 from tests.integration.stack import Stack, comment, wait_until
 from tests.integration.texts import CIVIL, TOXIC

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from classifier import save_model
 from classifier.artifact import DEFAULT_MODEL_DIR, artifact_identity
-from service.db import session_scope
-from service.models import Comment, Decision
-from service.registry import promote, register_version, rollback
+from service.core.db import session_scope
+from service.core.tables import Comment, Decision
+from service.models.registry import promote, register_version, rollback
 from tests.classifier.conftest import tiny_model
 from tests.integration.stack import Stack, comment, wait_until
 from tests.integration.texts import CIVIL, TOXIC

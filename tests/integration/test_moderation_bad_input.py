@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from service.db import session_scope
-from service.keys import create_key
-from service.models import Comment, Review, utcnow
+from service.core.db import session_scope
+from service.core.tables import Comment, Review, utcnow
+from service.sites.keys import create_key
 from tests.integration.stack import Stack, comment
 from tests.integration.texts import CIVIL, TOXIC
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from service.models import Comment, Decision
+from service.core.tables import Comment, Decision
 from tests.integration.stack import Stack, comment, database_for, wait_until
 from tests.integration.texts import CIVIL, TOXIC
 

@@ -16,10 +16,10 @@ import pytest
 
 from classifier import save_model
 from classifier.training import train
-from service.db import session_scope
-from service.labels import import_labels
-from service.runner import worker_command
-from service.sites import get_site
+from service.cli.up import worker_command
+from service.core.db import session_scope
+from service.models.labels import import_labels
+from service.sites.sites import get_site
 from tests.integration.stack import Stack, comment, wait_until
 from tests.service.test_retrain import site_texts, write_base_corpus
 
@@ -32,7 +32,7 @@ TERMINAL = ("succeeded", "failed")
 def _write_labels(
     path: Path, rows: list[tuple[str, dict[str, int]]], *, comment_id: str = ""
 ) -> Path:
-    # service.labels reads the comment_id column even when no row ties itself to a comment.
+    # service.models.labels reads the comment_id column even when no row ties itself to a comment.
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["comment_id", "comment_text", "toxic", "insult"])

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from classifier import save_model
-from service.db import session_scope
-from service.models import Decision, ShadowScore
-from service.registry import active_version, register_version, set_shadow
+from service.core.db import session_scope
+from service.core.tables import Decision, ShadowScore
+from service.models.registry import active_version, register_version, set_shadow
 from tests.classifier.conftest import tiny_model
 from tests.integration.stack import Stack, comment, database_for, wait_until
 from tests.integration.texts import CIVIL, TOXIC

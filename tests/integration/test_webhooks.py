@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
-from service.queue import WEBHOOK_QUEUE
-from service.runner import worker_command
-from service.webhooks import verify
+from service.cli.up import worker_command
+from service.core.broker import WEBHOOK_QUEUE
+from service.webhooks.config import verify
 from tests.conftest import free_port
 from tests.integration.stack import Stack, comment, database_for, wait_until
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from classifier import ATTRIBUTES
-from service.bias_check import bias_at, offenders, summary_rows
+from service.models.bias_check import bias_at, offenders, summary_rows
 
 TOXIC, INSULT = ATTRIBUTES.index("toxic"), ATTRIBUTES.index("insult")
 

@@ -13,16 +13,16 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from service.db import make_engine, make_session_factory, session_scope
-from service.decisions import decide_comments
-from service.intake import submit_comment
-from service.keys import get_or_create_site
-from service.migrate import upgrade_database
-from service.model_cli import register
-from service.reviews import review_comment
-from service.schemas import CommentIn
-from service.scoring import load_scorer
-from service.settings import DEFAULT_THRESHOLDS, get_settings
+from service.cli.model import register
+from service.comments.decisions import decide_comments
+from service.comments.intake import submit_comment
+from service.comments.schemas import CommentIn
+from service.core.db import make_engine, make_session_factory, session_scope
+from service.core.migrate import upgrade_database
+from service.core.settings import DEFAULT_THRESHOLDS, get_settings
+from service.models.scoring import load_scorer
+from service.moderation.reviews import review_comment
+from service.sites.keys import get_or_create_site
 from tests.integration.texts import CIVIL, TOXIC
 
 # Low thresholds, so that civil comments are held too and moderators approve some.
@@ -87,7 +87,7 @@ def _scores(database: Path) -> tuple[np.ndarray, np.ndarray]:
     """The shipped model's toxic scores of the news site's rejected and approved comments."""
     from sqlalchemy import select
 
-    from service.models import Label
+    from service.core.tables import Label
 
     engine = make_engine(f"sqlite:///{database / 'moderation.db'}")
     with make_session_factory(engine)() as session:

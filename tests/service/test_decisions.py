@@ -10,12 +10,12 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import session_scope
-from service.decisions import decide_comments, decide_pending
-from service.intake import get_comment, submit_comment
-from service.keys import get_or_create_site
-from service.models import Decision
-from service.schemas import CommentIn
+from service.comments.decisions import decide_comments, decide_pending
+from service.comments.intake import get_comment, submit_comment
+from service.comments.schemas import CommentIn
+from service.core.db import session_scope
+from service.core.tables import Decision
+from service.sites.keys import get_or_create_site
 
 ATTRIBUTES = ("toxic", "insult")
 THRESHOLDS = {"toxic": 0.5, "insult": 0.5}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from classifier import ATTRIBUTES
-from service.file_calibration import held_together, propose_from_file
+from service.models.file_calibration import held_together, propose_from_file
 
 NAN = np.nan
 TOXIC, INSULT = ATTRIBUTES.index("toxic"), ATTRIBUTES.index("insult")

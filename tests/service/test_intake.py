@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import session_scope
-from service.errors import CommentNotFound, IdempotencyConflict, InvalidInput
-from service.intake import get_comment, submit_comment
-from service.keys import get_or_create_site
-from service.models import Author, Comment
-from service.schemas import CommentIn
+from service.comments.intake import get_comment, submit_comment
+from service.comments.schemas import CommentIn
+from service.core.db import session_scope
+from service.core.errors import CommentNotFound, IdempotencyConflict, InvalidInput
+from service.core.tables import Author, Comment
+from service.sites.keys import get_or_create_site
 
 
 def _payload(**changes: object) -> CommentIn:

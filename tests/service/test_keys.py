@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import session_scope
-from service.errors import AuthError, InvalidInput
-from service.keys import authenticate, create_key, hash_key, revoke_key
-from service.models import ApiKey
+from service.core.db import session_scope
+from service.core.errors import AuthError, InvalidInput
+from service.core.tables import ApiKey
+from service.sites.keys import authenticate, create_key, hash_key, revoke_key
 
 
 def test_key_is_stored_only_as_its_hash(sessions: sessionmaker[Session]) -> None:

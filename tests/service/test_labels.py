@@ -11,17 +11,17 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import session_scope
-from service.errors import InvalidInput
-from service.labels import (
+from service.core.db import session_scope
+from service.core.errors import InvalidInput
+from service.core.tables import Comment, Label
+from service.models.labels import (
     MAX_SAMPLING_WEIGHT,
     export_labels,
     import_labels,
     label_values,
     site_labels,
 )
-from service.models import Comment, Label
-from service.reviews import review_comment
+from service.moderation.reviews import review_comment
 from tests.integration.texts import CIVIL, TOXIC
 from tests.service.test_reviews import _decide
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.language import LanguageGuess, detect_language, load_detector
+from service.rules.language import LanguageGuess, detect_language, load_detector
 from tests.integration.texts import CIVIL, TOXIC
 
 SHORT = [

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.models import Base
+from service.core.tables import Base
 
 
 def test_migrated_schema_matches_the_models(sessions: sessionmaker[Session]) -> None:

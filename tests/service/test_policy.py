@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service.language import LanguageGuess
-from service.policy import apply_policy, language_verdict, policy_for_site
-from service.settings import Settings
+from service.core.settings import Settings
+from service.rules.language import LanguageGuess
+from service.rules.policy import apply_policy, language_verdict, policy_for_site
 
 DEFAULTS = {"toxic": 0.5, "insult": 0.6, "threat": 0.3}
 

@@ -11,10 +11,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from classifier import ATTRIBUTES, BiasReport, save_model
 from classifier.artifact import artifact_identity
-from service.db import session_scope
-from service.models import ModelVersion
-from service.promotion import Evaluation, judge, promote_checked
-from service.registry import ArtifactCorrupt, active_version, ensure_registered, register_version
+from service.core.db import session_scope
+from service.core.tables import ModelVersion
+from service.models.promotion import Evaluation, judge, promote_checked
+from service.models.registry import (
+    ArtifactCorrupt,
+    active_version,
+    ensure_registered,
+    register_version,
+)
 from tests.classifier.conftest import tiny_model
 
 NAN = np.nan

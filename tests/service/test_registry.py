@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from classifier import save_model
 from classifier.artifact import artifact_identity
-from service.db import session_scope
-from service.errors import Conflict
-from service.model_holder import ModelHolder
-from service.models import ModelVersion
-from service.registry import (
+from service.core.db import session_scope
+from service.core.errors import Conflict
+from service.core.tables import ModelVersion
+from service.models.holder import ModelHolder
+from service.models.registry import (
     ArtifactCorrupt,
     ModelNotFound,
     active_version,

@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from classifier import ATTRIBUTES, save_model
 from classifier.artifact import artifact_identity
 from classifier.training import TRAINING_MIX, Source, train
-from service.db import session_scope
-from service.errors import Unavailable
-from service.labels import site_labels
-from service.models import Label, ModelEvent, ModelVersion, Site, TrainingJob, utcnow
-from service.registry import active_version, ensure_registered
-from service.retrain import SITE_FILE, RetrainConfig, run_job, split_by_time
-from service.training_jobs import (
+from service.core.db import session_scope
+from service.core.errors import Unavailable
+from service.core.tables import Label, ModelEvent, ModelVersion, Site, TrainingJob, utcnow
+from service.models.labels import site_labels
+from service.models.registry import active_version, ensure_registered
+from service.models.retrain import SITE_FILE, RetrainConfig, run_job, split_by_time
+from service.models.training_jobs import (
     JobInProgress,
     NoNewLabels,
     fail_stale_jobs,
@@ -312,7 +312,7 @@ def test_a_job_swept_while_it_ran_does_not_register_its_candidate(
     add_labels(sessions, site_id, 20)
     with session_scope(sessions) as session:
         job_id = start_retrain(session, site_id, actor="alice").id
-    import service.retrain as retrain
+    import service.models.retrain as retrain
 
     real_judge: Callable[..., Any] = retrain.judge
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from classifier import ATTRIBUTES
-from service.labels import SiteLabels
-from service.review_calibration import (
+from service.models.labels import SiteLabels
+from service.models.review_calibration import (
     MIN_HELD,
     ScoredReviews,
     SiteReviews,

@@ -10,25 +10,25 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.authors import author_view, set_author_trust
-from service.db import session_scope
-from service.decisions import decide_comments
-from service.errors import (
+from service.comments.decisions import decide_comments
+from service.comments.intake import submit_comment
+from service.comments.schemas import CommentIn
+from service.core.db import session_scope
+from service.core.errors import (
     ClaimConflict,
     CommentNotFound,
     InvalidInput,
     NotReviewable,
     StaleVersion,
 )
-from service.intake import submit_comment
-from service.keys import get_or_create_site
-from service.models import Comment, Review, utcnow
-from service.review_queue import QueueFilters, claim_items, list_queue
-from service.reviews import comment_history, review_comment, review_many
-from service.schemas import CommentIn
-from service.scoring import ModelScorer, load_scorer
-from service.settings import DEFAULT_THRESHOLDS
-from service.stats import site_stats
+from service.core.settings import DEFAULT_THRESHOLDS
+from service.core.tables import Comment, Review, utcnow
+from service.models.scoring import ModelScorer, load_scorer
+from service.moderation.authors import author_view, set_author_trust
+from service.moderation.review_queue import QueueFilters, claim_items, list_queue
+from service.moderation.reviews import comment_history, review_comment, review_many
+from service.moderation.stats import site_stats
+from service.sites.keys import get_or_create_site
 from tests.integration.texts import CIVIL, TOXIC
 
 ME, OTHER = 1, 2  # two moderators' key ids

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service.api.main import create_app
-from service.models import ReviewAction
-from service.schemas import BulkReviewIn, ReviewIn
+from service.api.schemas import BulkReviewIn, ReviewIn
+from service.app import create_app
+from service.core.tables import ReviewAction
 
 
 def test_the_openapi_reason_enum_lists_every_reason_code_of_the_domain() -> None:

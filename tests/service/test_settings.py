@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service.settings import DEFAULT_THRESHOLDS, Settings
+from service.core.settings import DEFAULT_THRESHOLDS, Settings
 
 
 def test_partial_thresholds_change_only_what_they_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,17 +14,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from classifier import load_model, save_model
-from service.db import session_scope
-from service.decisions import decide_comments
-from service.intake import submit_comment
-from service.keys import get_or_create_site
-from service.models import Comment, Decision, ModelVersion, ShadowScore
-from service.registry import ModelNotFound, register_version, set_shadow
-from service.reviews import review_comment
-from service.schemas import CommentIn
-from service.scoring import ModelScorer, load_scorer
-from service.settings import DEFAULT_THRESHOLDS
-from service.shadow import shadow_report
+from service.comments.decisions import decide_comments
+from service.comments.intake import submit_comment
+from service.comments.schemas import CommentIn
+from service.core.db import session_scope
+from service.core.settings import DEFAULT_THRESHOLDS
+from service.core.tables import Comment, Decision, ModelVersion, ShadowScore
+from service.models.registry import ModelNotFound, register_version, set_shadow
+from service.models.scoring import ModelScorer, load_scorer
+from service.models.shadow import shadow_report
+from service.moderation.reviews import review_comment
+from service.sites.keys import get_or_create_site
 from tests.classifier.conftest import tiny_model
 from tests.integration.texts import CIVIL, TOXIC
 from tests.service.test_decisions import THRESHOLDS

@@ -7,12 +7,12 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import session_scope
-from service.intake import submit_comment
-from service.keys import get_or_create_site
-from service.models import Comment, utcnow
-from service.schemas import CommentIn
-from service.sweeper import claim_stale_pending
+from service.comments.intake import submit_comment
+from service.comments.schemas import CommentIn
+from service.comments.sweeper import claim_stale_pending
+from service.core.db import session_scope
+from service.core.tables import Comment, utcnow
+from service.sites.keys import get_or_create_site
 
 
 def test_only_comments_pending_longer_than_the_limit_are_swept(

@@ -16,23 +16,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import session_scope
-from service.decisions import decide_comments
-from service.errors import InvalidInput, SiteNotFound
-from service.intake import submit_comment
-from service.keys import get_or_create_site
-from service.models import AuditEntry, Site, WebhookDelivery, utcnow
-from service.queue import enqueue_webhooks, make_celery
-from service.schemas import CommentIn
-from service.settings import Settings
-from service.webhook_delivery import (
-    RetryPolicy,
-    attempt_delivery,
-    backoff_seconds,
-    due_deliveries,
-    list_deliveries,
-)
-from service.webhooks import (
+from service.comments.decisions import decide_comments
+from service.comments.intake import submit_comment
+from service.comments.schemas import CommentIn
+from service.core.broker import enqueue_webhooks, make_celery
+from service.core.db import session_scope
+from service.core.errors import InvalidInput, SiteNotFound
+from service.core.settings import Settings
+from service.core.tables import AuditEntry, Site, WebhookDelivery, utcnow
+from service.sites.keys import get_or_create_site
+from service.webhooks.config import (
     COMMENT_DECIDED,
     COMMENT_REVIEWED,
     DeliveryStatus,
@@ -44,6 +37,13 @@ from service.webhooks import (
     set_webhook,
     sign,
     verify,
+)
+from service.webhooks.delivery import (
+    RetryPolicy,
+    attempt_delivery,
+    backoff_seconds,
+    due_deliveries,
+    list_deliveries,
 )
 from tests.conftest import free_port
 from tests.service.test_decisions import THRESHOLDS, WordModel

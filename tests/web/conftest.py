@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import web
-from service.db import make_engine, make_session_factory, session_scope
-from service.keys import create_key, get_or_create_site
-from service.migrate import upgrade_database
-from service.models import Author, Comment, CommentStatus, Decision, utcnow
-from service.review_queue import reason_tags
-from service.settings import Settings
+from service.core.db import make_engine, make_session_factory, session_scope
+from service.core.migrate import upgrade_database
+from service.core.settings import Settings
+from service.core.tables import Author, Comment, CommentStatus, Decision, utcnow
+from service.rules.reasons import reason_tags
+from service.sites.keys import create_key, get_or_create_site
 
 
 @dataclass

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from service.db import session_scope
-from service.keys import create_key, revoke_key
+from service.core.db import session_scope
+from service.sites.keys import create_key, revoke_key
 from tests.integration.stack import Stack, comment
 from tests.integration.texts import TOXIC
 

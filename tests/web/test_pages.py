@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from service.db import session_scope
-from service.keys import get_or_create_site, revoke_key
-from service.models import WebhookDelivery
-from service.queue import DELIVER_WEBHOOK
-from service.settings import Settings
+from service.core.broker import DELIVER_WEBHOOK
+from service.core.db import session_scope
+from service.core.settings import Settings
+from service.core.tables import WebhookDelivery
+from service.sites.keys import get_or_create_site, revoke_key
 from service.web.auth import COOKIE_NAME, load_secret
 from service.web.deps import safe_next
 from service.web.render import highlight

@@ -1,0 +1,185 @@
+"""Validated shapes of what the API accepts and returns (a comment's input shape is the domain's:
+`service.comments.schemas`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.comments.schemas import no_nul
+from service.core.tables import ReasonCode, ReviewActionName
+
+__all__ = [
+    "AuthorTrustIn",
+    "BulkReviewIn",
+    "ClaimOut",
+    "CommentOut",
+    "DecisionOut",
+    "ErrorOut",
+    "KeyIn",
+    "PolicyIn",
+    "QueueOut",
+    "ReviewIn",
+    "ReviewOut",
+    "ScoreIn",
+    "ScoreOut",
+    "SiteIn",
+    "SubmitOut",
+]
+
+
+class ErrorOut(BaseModel):
+    """Every error the API returns."""
+
+    error: str = Field(description="A stable code, e.g. invalid, unauthorized, not_found.")
+    detail: str = Field(description="What went wrong, for a person.")
+    field: str | None = Field(default=None, description="The input at fault, if one is.")
+
+
+class Span(BaseModel):
+    text: str
+    start: int
+    end: int
+    weight: float
+
+
+class DecisionOut(BaseModel):
+    action: Literal["approve", "hold", "reject"]
+    scores: dict[str, float]
+    reasons: list[dict[str, Any]]
+    model_version: str
+    decided_at: datetime
+
+
+class SubmitOut(BaseModel):
+    id: str
+    external_id: str
+    status: Literal["pending", "approved", "held", "rejected"]
+    decision: DecisionOut | None = None
+
+
+class CommentOut(SubmitOut):
+    article_id: str
+    author_id: str
+    parent_id: str | None
+    section: str | None
+    text: str
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class ScoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str] = Field(min_length=1, max_length=100)
+    explain: bool = False
+
+    @field_validator("texts")
+    @classmethod
+    def _texts_are_clean(cls, values: list[str]) -> list[str]:
+        for value in values:
+            no_nul(value)
+        return values
+
+
+class ScoreOut(BaseModel):
+    model_version: str
+    results: list[dict[str, Any]]
+
+
+class ReviewIn(BaseModel):
+    """A moderator's decision on one comment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: ReviewActionName
+    reason: ReasonCode | None = None
+    note: str = Field(default="", max_length=2000)
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The comment version the moderator read; a changed comment gets 409.",
+    )
+
+
+class BulkReviewIn(BaseModel):
+    """One action on many comments; all of them or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] = Field(min_length=1, max_length=500)
+    action: ReviewActionName
+    reason: ReasonCode | None = None
+    note: str = Field(default="", max_length=2000)
+
+    @field_validator("ids")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"ids must not repeat; repeated: {', '.join(repeated[:10])}")
+        return values
+
+
+class ReviewOut(BaseModel):
+    id: str
+    external_id: str
+    status: Literal["approved", "rejected"]
+    version: int
+    review: dict[str, Any]
+
+
+class QueueOut(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class ClaimOut(BaseModel):
+    items: list[dict[str, Any]]
+    claim_seconds: float
+
+
+class AuthorTrustIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trust: Literal["normal", "trusted", "premoderated", "banned"]
+    note: str = Field(default="", max_length=2000)
+
+
+class SiteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    site: str = Field(min_length=1, max_length=100)
+    role: Literal["submitter", "moderator", "admin"]
+    name: str = Field(default="", max_length=100)
+
+
+class PolicyIn(BaseModel):
+    """A site's policy; attributes it does not name keep the deployment's thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thresholds: dict[
+        Literal["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"],
+        float,
+    ] = Field(default_factory=dict)
+    unsupported_language: Literal["hold", "approve"] | None = None
+    trusted_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _between_0_and_1(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, v in value.items() if not 0.0 <= v <= 1.0)
+        if bad:
+            raise ValueError(f"thresholds must be between 0 and 1: {', '.join(bad)}")
+        return value

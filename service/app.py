@@ -1,0 +1,106 @@
+"""The FastAPI application: lifespan resources, middleware, error handlers, routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from service import web
+from service.api import admin, comments, health, models, moderation, score, shadow, webhooks
+from service.api.schemas import ErrorOut
+from service.core.broker import NOOP_DECIDE, SCORE_COMMENT, Enqueuer, make_celery, redis_url
+from service.core.db import make_engine, make_session_factory
+from service.core.logs import configure_logging
+from service.core.settings import Settings, get_settings
+from service.http.errors import install_error_handlers
+from service.http.limits import BodySizeLimit
+from service.http.state import AppState
+from service.http.waiters import DecisionWaiters
+from service.models.holder import ModelHolder
+
+__all__ = ["ERROR_RESPONSES", "create_app"]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in {
+        400: "Malformed JSON or a body that is not UTF-8.",
+        401: "Missing, unknown or revoked API key.",
+        403: "The key's role may not do this.",
+        404: "No such resource for the key's site.",
+        413: "The body is over the size limit.",
+        422: "A field is missing, unknown, of the wrong type or out of range.",
+        503: "A dependency is down; retry after `Retry-After` seconds.",
+    }.items()
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        engine = make_engine(settings.resolved_database_url)
+        # The health check pings an idle subscription, so a half-open connection is noticed.
+        client = aioredis.from_url(
+            redis_url(settings), socket_connect_timeout=2, health_check_interval=15
+        )
+        waiters = DecisionWaiters(client)
+        await waiters.start()
+        with contextlib.suppress(TimeoutError):  # Redis may be down; requests still work
+            await asyncio.wait_for(waiters.subscribed.wait(), timeout=5)
+        sessions = make_session_factory(engine)
+        models = ModelHolder(
+            sessions,
+            cache_dir=settings.var_dir / "models",
+            bootstrap_dir=settings.model_dir,
+            poll_seconds=settings.model_poll_seconds,
+            shadow=False,  # only scoring workers score with the shadow model
+        )
+        await asyncio.to_thread(models.start)
+        app.state.moderation = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            enqueue=Enqueuer(
+                make_celery(settings),
+                task_name=NOOP_DECIDE if settings.pipeline_task == "noop" else SCORE_COMMENT,
+            ),
+            redis=client,
+            waiters=waiters,
+            models=models,
+        )
+        try:
+            yield
+        finally:
+            models.stop()
+            await waiters.stop()
+            await client.aclose()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Comment moderation service",
+        version="1",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(comments.router)
+    app.include_router(score.router)
+    app.include_router(webhooks.router)
+    app.include_router(moderation.router)
+    app.include_router(admin.router)
+    app.include_router(models.router)
+    app.include_router(web.router)
+    app.include_router(shadow.router)
+    return app

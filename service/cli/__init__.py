@@ -1,0 +1,1 @@
+"""The `moderation` command: `up`, keys, migrate, and the model and registry commands."""

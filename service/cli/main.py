@@ -1,0 +1,104 @@
+"""The `moderation` command line: run the service, migrate, manage keys, train and score."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from service.cli.model import register as register_model_commands
+from service.cli.models import register as register_registry_commands
+from service.core.db import make_engine, make_session_factory, session_scope
+from service.core.errors import ModerationError
+from service.core.migrate import upgrade_database
+from service.core.settings import get_settings
+from service.sites.keys import create_key, revoke_key
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(name="moderation", help="Self-hosted comment moderation.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+register_model_commands(app)
+register_registry_commands(app)
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=2)
+
+
+@app.command()
+def up() -> None:
+    """Start everything on this machine: Redis (embedded if none configured), DB, worker, API."""
+    from service.cli.up import run_all
+
+    raise typer.Exit(code=run_all(get_settings()))
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the configured database to the newest schema."""
+    settings = get_settings()
+    upgrade_database(settings.resolved_database_url)
+    typer.echo(f"database is at the newest schema: {settings.resolved_database_url}")
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API alone (uvicorn)."""
+    from service.cli.up import api_command
+
+    os.execv(sys.executable, api_command(get_settings()))
+
+
+@app.command()
+def worker(queue: str = "scoring") -> None:
+    """Run one worker process: `scoring` (solo pool) or `webhooks` (a thread pool)."""
+    from service.cli.up import worker_command
+
+    args = worker_command(queue=queue, loglevel=get_settings().log_level)
+    os.execv(sys.executable, args)
+
+
+@keys_app.command("create")
+def keys_create(
+    site: Annotated[str, typer.Option(help="Site name; created if new.")],
+    role: Annotated[str, typer.Option(help="submitter | moderator | admin")],
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    settings = get_settings()
+    upgrade_database(settings.resolved_database_url)
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    try:
+        with session_scope(sessions) as session:
+            key, plain = create_key(session, site_name=site, role=role, name=name)
+            prefix = key.prefix
+    except ModerationError as exc:
+        raise _fail(exc.detail) from None
+    typer.echo(plain)
+    err.print(f"[dim]{role} key {prefix}… for site {site!r}; it is shown only this once[/dim]")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key, or its first characters")],
+) -> None:
+    """Revoke a key at once."""
+    settings = get_settings()
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    try:
+        with session_scope(sessions) as session:
+            revoke_key(session, prefix[:10])
+    except ModerationError as exc:
+        raise _fail(exc.detail) from None
+    typer.echo(f"revoked {prefix[:10]}…")
+
+
+def main() -> None:
+    app()

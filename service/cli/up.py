@@ -1,0 +1,168 @@
+"""`moderation up`: run the whole service on one machine and stop all of it on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from service.core.broker import SCORING_QUEUE, TRAINING_QUEUE, WEBHOOK_QUEUE
+from service.core.db import make_engine, make_session_factory, session_scope
+from service.core.embedded_redis import EmbeddedRedis
+from service.core.migrate import upgrade_database
+from service.core.settings import Settings
+from service.core.tables import Role
+from service.sites.keys import authenticate, create_key
+
+__all__ = ["demo_keys", "run_all", "worker_command"]
+
+console = Console()
+DEMO_SITE = "demo"
+
+
+def worker_command(*, queue: str = SCORING_QUEUE, loglevel: str = "INFO") -> list[str]:
+    # Solo pool and no gossip/mingle/heartbeat: measured fastest here for millisecond tasks;
+    # run more worker processes to use more cores. Webhook deliveries wait on the network,
+    # not the CPU: threads, so one slow receiver holds one thread, and a node name of their
+    # own beside a scoring worker on the same host. Training runs one job at a time for
+    # minutes: solo, under its own node name, so scoring never waits behind it.
+    if queue == WEBHOOK_QUEUE:
+        pool = ["-P", "threads", "-c", "8", "-n", f"{queue}@%h"]
+    elif queue == TRAINING_QUEUE:
+        pool = ["-P", "solo", "-n", f"{queue}@%h"]
+    else:
+        pool = ["-P", "solo"]
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+        "-Q", queue, *pool, "-l", loglevel,
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+
+
+def beat_command(settings: Settings) -> list[str]:
+    schedule = (settings.var_dir / "celerybeat-schedule").resolve()
+    return [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "-s", str(schedule)]
+
+
+def api_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app",
+        "--host", settings.api_host, "--port", str(settings.api_port),
+        "--no-access-log",
+    ]  # fmt: skip
+
+
+def demo_keys(settings: Settings) -> dict[str, str]:
+    """Keys for the demo site, made on the first run and kept in var/ for the next ones."""
+    path = settings.var_dir / "demo_keys.json"
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    with session_scope(sessions) as session:
+        if path.exists():
+            keys: dict[str, str] = json.loads(path.read_text())
+            try:
+                for plain in keys.values():
+                    authenticate(session, plain)
+                return keys
+            except Exception:
+                pass  # the database was reset or a key revoked: make new ones
+        keys = {
+            role: create_key(session, site_name=DEMO_SITE, role=role, name="demo")[1]
+            for role in (Role.SUBMITTER, Role.MODERATOR)
+        }
+    path.write_text(json.dumps(keys, indent=2))
+    path.chmod(0o600)
+    return keys
+
+
+@dataclass
+class _Processes:
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        # A session of its own: Ctrl-C reaches only the runner, which stops the children in
+        # order (API first, Redis last) instead of all at once.
+        self.children.append((name, subprocess.Popen(args, env=env, start_new_session=True)))
+
+    def first_dead(self) -> str | None:
+        return next((name for name, p in self.children if p.poll() is not None), None)
+
+    def stop(self) -> None:
+        for _, process in reversed(self.children):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for _, process in reversed(self.children):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def run_all(settings: Settings) -> int:
+    """Start Redis (embedded unless configured), migrate, then workers, beat and API."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    embedded: EmbeddedRedis | None = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(Path(settings.var_dir)).start()
+        env["MODERATION_REDIS_URL"] = embedded.url
+        console.print(f"[dim]embedded Redis at {embedded.url}[/dim]")
+    env["MODERATION_VAR_DIR"] = str(settings.var_dir.resolve())
+    if not settings.database_url:
+        env["MODERATION_DATABASE_URL"] = settings.resolved_database_url
+    processes = _Processes()
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
+    try:
+        upgrade_database(settings.resolved_database_url)
+        keys = demo_keys(settings)
+        processes.start("worker", worker_command(loglevel="WARNING"), env)
+        processes.start(
+            "webhook worker", worker_command(queue=WEBHOOK_QUEUE, loglevel="WARNING"), env
+        )
+        processes.start(
+            "training worker", worker_command(queue=TRAINING_QUEUE, loglevel="WARNING"), env
+        )
+        processes.start("beat", beat_command(settings), env)
+        processes.start("api", api_command(settings), env)
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        console.print(
+            f"\n[bold]Moderation service[/bold] is starting\n"
+            f"  API:   {base}\n  Docs:  {base}/docs\n"
+            f"  Moderators: {base}/moderate (sign in with the moderator key)\n"
+            f"  Site [bold]{DEMO_SITE}[/bold] submitter key: {keys[Role.SUBMITTER]}\n"
+            f"  Site [bold]{DEMO_SITE}[/bold] moderator key: {keys[Role.MODERATOR]}\n"
+            f"  Try:   curl -s -X POST '{base}/v1/comments?wait_ms=2000' "
+            f"-H 'Authorization: Bearer {keys[Role.SUBMITTER]}' "
+            "-H 'Content-Type: application/json' "
+            '-d \'{"external_id":"c1","article_id":"a1","author_id":"u1","text":"Thanks!"}\'\n'
+            "Press Ctrl-C to stop.\n",
+            soft_wrap=True,
+        )
+        while not stopping:
+            dead = processes.first_dead()
+            if dead is not None:
+                console.print(f"[red]{dead} exited; stopping everything[/red]")
+                return 1
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        console.print("[dim]stopping...[/dim]")
+        processes.stop()
+        if embedded is not None:
+            embedded.stop()

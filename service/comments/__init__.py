@@ -1,0 +1,1 @@
+"""A comment's path: intake, scoring into a decision, the sweeper, and the decided notification."""

@@ -1,0 +1,127 @@
+"""Intake: store a validated comment as pending, once per (site, external id)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, Insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.comments.schemas import CommentIn
+from service.core.errors import CommentNotFound, IdempotencyConflict, InvalidInput
+from service.core.tables import Author, Comment, CommentStatus, new_id, utcnow
+
+__all__ = ["Submitted", "get_comment", "get_comment_by_external_id", "submit_comment"]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    comment: Comment
+    created: bool
+
+
+def _insert(session: Session, table: type[Author] | type[Comment]) -> Insert:
+    bind = session.get_bind()
+    dialect = bind.dialect.name if isinstance(bind, Engine) else bind.engine.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _author_id(session: Session, site_id: int, external_id: str) -> int:
+    found = session.scalar(
+        select(Author.id).where(Author.site_id == site_id, Author.external_id == external_id)
+    )
+    if found is not None:
+        return found
+    # Two comments of a new author may arrive at once: let the unique constraint pick one.
+    session.execute(
+        _insert(session, Author)
+        .values(site_id=site_id, external_id=external_id, trust="normal", created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["site_id", "external_id"])
+    )
+    return session.scalars(
+        select(Author.id).where(Author.site_id == site_id, Author.external_id == external_id)
+    ).one()
+
+
+def _same_submission(existing: Comment, payload: CommentIn) -> None:
+    """A retried post must be the same comment; a reused id for another one is a conflict."""
+    for field, old, new in (
+        ("text", existing.text, payload.text),
+        ("article_id", existing.article_id, payload.article_id),
+        ("author_id", existing.author.external_id, payload.author_id),
+        ("parent_id", existing.parent_id, payload.parent_id),
+    ):
+        if old != new:
+            raise IdempotencyConflict(
+                f"external_id {payload.external_id!r} was already used for a comment with a "
+                f"different {field}",
+                field=field,
+            )
+
+
+def submit_comment(
+    session: Session,
+    site_id: int,
+    payload: CommentIn,
+    *,
+    max_text_chars: int,
+    comment_id: str | None = None,
+) -> Submitted:
+    """Store the comment as pending, or return the one already stored under its external id."""
+    if len(payload.text) > max_text_chars:
+        raise InvalidInput(
+            f"text is {len(payload.text)} characters; the limit is {max_text_chars}", field="text"
+        )
+    # Insert first and look for an earlier copy only on conflict: retries are the rare case.
+    author_id = _author_id(session, site_id, payload.author_id)
+    now = utcnow()
+    values = {
+        "id": comment_id or new_id(),
+        "site_id": site_id,
+        "external_id": payload.external_id,
+        "article_id": payload.article_id,
+        "section": payload.section,
+        "author_id": author_id,
+        "parent_id": payload.parent_id,
+        "text": payload.text,
+        "metadata": payload.metadata,
+        "status": CommentStatus.PENDING,
+        "created_at": now,
+        "updated_at": now,
+    }
+    inserted = session.execute(
+        _insert(session, Comment)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["site_id", "external_id"])
+        .returning(Comment.id)  # no row back means another comment holds the external id
+    ).scalar_one_or_none()
+    if inserted is None:
+        existing = get_comment_by_external_id(session, site_id, payload.external_id)
+        _same_submission(existing, payload)
+        return Submitted(existing, created=False)
+    # The row is exactly these values: describe it without reading it back.
+    comment = Comment(**{k: v for k, v in values.items() if k != "metadata"})
+    comment.extra = payload.metadata
+    return Submitted(comment, created=True)
+
+
+def get_comment(session: Session, site_id: int, comment_id: str) -> Comment:
+    comment = session.get(Comment, comment_id)
+    # Another site's comment is reported exactly like a missing one, so ids reveal nothing.
+    if comment is None or comment.site_id != site_id:
+        raise CommentNotFound(f"no comment with id {comment_id!r}", field="id")
+    return comment
+
+
+def get_comment_by_external_id(
+    session: Session, site_id: int, external_id: str, *, missing_ok: bool = False
+) -> Comment:
+    comment = session.scalar(
+        select(Comment).where(Comment.site_id == site_id, Comment.external_id == external_id)
+    )
+    if comment is None and not missing_ok:
+        raise CommentNotFound(f"no comment with external_id {external_id!r}", field="external_id")
+    return comment  # type: ignore[return-value]

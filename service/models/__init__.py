@@ -1,0 +1,2 @@
+"""The ML model in the service: registry, hot-swapping holder, labels, retraining, promotion,
+shadow, calibration."""

@@ -1,0 +1,1 @@
+"""The moderators' work: the queue of held comments, reviews, authors' standing, statistics."""

@@ -1,0 +1,42 @@
+"""The reason codes a decision carries, defined once, and the tags the queue filters them by.
+
+Each reason is a JSON object `{"code": CODE, ...}` stored with the decision; what else it
+holds depends on the code (the attribute, score and threshold; the language; the spans).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["Reason", "reason_tags"]
+
+
+class Reason:
+    ATTRIBUTE_OVER_THRESHOLD = "attribute_over_threshold"
+    ALL_BELOW_THRESHOLD = "all_below_threshold"  # an approval, explained by its nearest miss
+    UNSUPPORTED_LANGUAGE = "unsupported_language"
+    AUTHOR_PREMODERATED = "author_premoderated"
+    AUTHOR_TRUSTED = "author_trusted"
+    AUTHOR_BANNED = "author_banned"
+    SCORING_ERROR = "scoring_error"
+    # The codes a moderator filters the queue by: every one but the approval's explanation.
+    FILTERABLE: tuple[str, ...] = (
+        ATTRIBUTE_OVER_THRESHOLD,
+        UNSUPPORTED_LANGUAGE,
+        AUTHOR_PREMODERATED,
+        AUTHOR_TRUSTED,
+        AUTHOR_BANNED,
+        SCORING_ERROR,
+    )
+
+
+def reason_tags(reasons: Sequence[dict[str, Any]]) -> str:
+    """The decision's reasons as space-delimited tags the queue can filter with LIKE."""
+    tags: list[str] = []
+    for reason in reasons:
+        if reason.get("code") and reason["code"] != Reason.ALL_BELOW_THRESHOLD:
+            tags.append(f"code:{reason['code']}")
+        if reason.get("code") == Reason.ATTRIBUTE_OVER_THRESHOLD and reason.get("attribute"):
+            tags.append(f"attribute:{reason['attribute']}")
+    return f" {' '.join(dict.fromkeys(tags))} " if tags else ""

@@ -1,0 +1,1 @@
+"""Sites (the tenants) and their API keys."""

@@ -1,0 +1,119 @@
+"""API keys: creation (shown once), hashing, look-up and revocation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.core.errors import AuthError, InvalidInput, NotFound
+from service.core.tables import ApiKey, Role, Site, utcnow
+
+__all__ = [
+    "KEY_PREFIX",
+    "authenticate",
+    "create_key",
+    "get_or_create_site",
+    "hash_key",
+    "key_view",
+    "list_keys",
+    "revoke_key",
+    "rotate_key",
+]
+
+KEY_PREFIX = "mk_"
+
+
+def hash_key(key: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is as safe as a slow one and costs a
+    # microsecond on every request instead of a hundred milliseconds.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def get_or_create_site(session: Session, name: str) -> Site:
+    site = session.scalar(select(Site).where(Site.name == name))
+    if site is None:
+        site = Site(name=name, policy={})
+        session.add(site)
+        session.flush()
+    return site
+
+
+def create_key(
+    session: Session, *, site_name: str, role: str, name: str = ""
+) -> tuple[ApiKey, str]:
+    """Create a key for a site (created if new); the plain key is returned once, never stored."""
+    if role not in Role.ALL:
+        raise InvalidInput(f"role must be one of {', '.join(Role.ALL)}", field="role")
+    if not site_name.strip():
+        raise InvalidInput("site name must not be empty", field="site")
+    site = get_or_create_site(session, site_name.strip())
+    plain = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(site_id=site.id, role=role, prefix=plain[:10], key_hash=hash_key(plain), name=name)
+    session.add(key)
+    session.flush()
+    return key, plain
+
+
+def authenticate(session: Session, plain: str | None) -> ApiKey:
+    if not plain:
+        raise AuthError(
+            "missing API key: send 'Authorization: Bearer <key>'", field="Authorization"
+        )
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(plain)))
+    if key is None:
+        raise AuthError("unknown API key", field="Authorization")
+    # A rotated key may stay valid for a grace period: revoked_at then lies in the future.
+    if key.revoked_at is not None and key.revoked_at <= utcnow():
+        raise AuthError("this API key was revoked", field="Authorization")
+    return key
+
+
+def _by_prefix(session: Session, prefix: str) -> ApiKey:
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None:
+        raise NotFound(f"no key starts with {prefix!r}", field="prefix")
+    return key
+
+
+def revoke_key(session: Session, prefix: str) -> ApiKey:
+    key = _by_prefix(session, prefix)
+    if key.revoked_at is None or key.revoked_at > utcnow():
+        key.revoked_at = utcnow()
+    session.flush()
+    return key
+
+
+def rotate_key(session: Session, prefix: str, *, grace_seconds: int = 0) -> tuple[ApiKey, str]:
+    """A new key for the same site, role and name; the old one stops working after the grace
+    period, so a site backend can switch over without a failed request."""
+    old = _by_prefix(session, prefix)
+    now = utcnow()
+    if old.revoked_at is not None and old.revoked_at <= now:
+        raise InvalidInput(f"key {prefix!r} is revoked; create a new one", field="prefix")
+    key, plain = create_key(session, site_name=old.site.name, role=old.role, name=old.name)
+    old.revoked_at = now + timedelta(seconds=grace_seconds)
+    session.flush()
+    return key, plain
+
+
+def key_view(key: ApiKey) -> dict[str, Any]:
+    return {
+        "prefix": key.prefix,
+        "site": key.site.name,
+        "role": key.role,
+        "name": key.name,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+def list_keys(session: Session, site_id: int | None = None) -> list[dict[str, Any]]:
+    query = select(ApiKey).order_by(ApiKey.id)
+    if site_id is not None:
+        query = query.where(ApiKey.site_id == site_id)
+    return [key_view(k) for k in session.scalars(query)]

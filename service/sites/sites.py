@@ -1,0 +1,68 @@
+"""Sites (tenants): listing, creation, and their moderation policy; admins only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.core.errors import Conflict, SiteNotFound
+from service.core.tables import AuditEntry, Site, utcnow
+
+__all__ = ["create_site", "get_site", "list_sites", "set_policy", "site_view"]
+
+
+def site_view(site: Site) -> dict[str, Any]:
+    return {
+        "name": site.name,
+        "policy": site.policy,
+        "webhook_url": site.webhook_url,
+        "created_at": site.created_at,
+    }
+
+
+def get_site(session: Session, name: str) -> Site:
+    site = session.scalar(select(Site).where(Site.name == name))
+    if site is None:
+        raise SiteNotFound(f"no site named {name!r}", field="site")
+    return site
+
+
+def list_sites(session: Session) -> list[dict[str, Any]]:
+    return [site_view(s) for s in session.scalars(select(Site).order_by(Site.name))]
+
+
+def create_site(session: Session, name: str, *, actor: str) -> dict[str, Any]:
+    if session.scalar(select(Site.id).where(Site.name == name)) is not None:
+        raise Conflict(f"a site named {name!r} exists", field="name")
+    site = Site(name=name, policy={})
+    session.add(site)
+    session.flush()
+    _audit(session, site.id, actor, "site.created", {"name": name})
+    return site_view(site)
+
+
+def set_policy(
+    session: Session, name: str, policy: dict[str, Any], *, actor: str
+) -> dict[str, Any]:
+    """Replace the site's policy (validated by the API schema); logged with the old one."""
+    site = get_site(session, name)
+    previous = site.policy
+    site.policy = {k: v for k, v in policy.items() if v not in (None, {})}
+    _audit(session, site.id, actor, "policy.updated", {"from": previous, "to": site.policy})
+    session.flush()
+    return site_view(site)
+
+
+def _audit(session: Session, site_id: int, actor: str, event: str, data: dict[str, Any]) -> None:
+    session.add(
+        AuditEntry(
+            site_id=site_id,
+            comment_id=None,
+            actor=actor,
+            event=event,
+            data=data,
+            created_at=utcnow(),
+        )
+    )
