@@ -28,16 +28,17 @@ $(CHROMIUM):
 run: $(STAMP)
 	$(BIN)/moderation up
 
-## Set up and run the whole suite: lint, import contracts, unit and integration tests.
-test: $(STAMP) $(CHROMIUM)
+## Set up and run the whole suite: everything `make lint` checks, then unit, integration and
+## browser tests.
+test: lint $(CHROMIUM)
+	MODERATION_TEST_CHROMIUM=$(CHROMIUM) MODERATION_TEST_REQUIRE_BROWSER=1 $(BIN)/pytest -q
+
+## The static checks alone, in seconds: lint, format, import layers, types.
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	MODERATION_TEST_CHROMIUM=$(CHROMIUM) MODERATION_TEST_REQUIRE_BROWSER=1 $(BIN)/pytest -q
-
-lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench-model: $(STAMP)
 	$(BIN)/python -m bench.model

@@ -73,7 +73,7 @@ def main() -> None:
     size_mb = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir()) / 1e6
 
     rows = [
-        ("model", model.version),
+        ("model", model.version_),
         ("artifact size", f"{size_mb:.1f} MB"),
         ("load time", f"{load_seconds * 1e3:.0f} ms"),
         ("RSS before / after load", f"{rss_before:.0f} / {rss_after:.0f} MB"),

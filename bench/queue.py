@@ -31,13 +31,12 @@ from typing import Any
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
+from classifier import ATTRIBUTES
 from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.tables import Author, Comment, Decision, Site, utcnow
 from service.moderation.review_queue import list_queue
 from service.rules.reasons import reason_tags
 from tests.integration.stack import Stack
-
-ATTRIBUTES = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -224,6 +223,7 @@ def _measure(stack: Stack, url: str, n: int) -> None:
     sessions = make_session_factory(engine)
     with session_scope(sessions) as session:
         site_id = session.scalar(select(Site.id).where(Site.name == "news"))
+    assert site_id is not None, "the benchmark's database has no site 'news'"
 
     def first_page() -> None:
         with session_scope(sessions) as session:

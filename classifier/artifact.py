@@ -14,7 +14,7 @@ import numpy as np
 from classifier.attributes import ATTRIBUTES
 from classifier.card import render_card
 from classifier.features import CharNgramFeaturizer, WordNgramFeaturizer
-from classifier.model import ToxicityModel
+from classifier.model import ToxicityModel, json_params
 
 __all__ = [
     "ArtifactError",
@@ -70,22 +70,22 @@ def artifact_files(model: ToxicityModel) -> dict[str, bytes]:
     meta = {
         "format": FORMAT,
         "attributes": list(ATTRIBUTES),
-        "params": model.get_params(),
+        "params": json_params(model),
         "word_vocabulary": model.word_.vocabulary_,
         "char_alphabet": model.char_.alphabet_,
         "n_train_rows": model.n_train_rows_.tolist(),
         "n_calibration_rows": model.n_calibration_rows_,
-        "card": model.card,
+        "card": model.card_,
     }
     meta_bytes = json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
     return {ARRAYS_FILE: _npz_bytes(arrays), META_FILE: meta_bytes}
 
 
 def stamp(model: ToxicityModel, files: dict[str, bytes] | None = None) -> dict[str, bytes]:
-    """Set `model.sha256` and `model.version` from its content; return the content files."""
+    """Set `model.sha256_` and `model.version_` from its content; return the content files."""
     files = files if files is not None else artifact_files(model)
-    _, model.sha256 = _digest(files)
-    model.version = _version(model.sha256)
+    _, model.sha256_ = _digest(files)
+    model.version_ = _version(model.sha256_)
     return files
 
 
@@ -100,7 +100,7 @@ def save_model(model: ToxicityModel, directory: str | Path) -> Path:
     manifest = {"format": FORMAT, "files": per_file, "sha256": overall}
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     (directory / CARD_FILE).write_text(
-        render_card(model.card, version=model.version, sha256=model.sha256)
+        render_card(model.card_, version=model.version_, sha256=model.sha256_)
     )
     return directory
 
@@ -155,8 +155,8 @@ def load_model(directory: str | Path, *, expected_sha256: str | None = None) -> 
     except (KeyError, TypeError, ValueError) as exc:
         # Unknown or missing parameters, arrays of the wrong kind: never a half-built model.
         raise ArtifactError(f"{directory}: inconsistent artifact content: {exc!r}") from exc
-    model.sha256 = sha
-    model.version = _version(sha)
+    model.sha256_ = sha
+    model.version_ = _version(sha)
     return model
 
 
@@ -194,13 +194,13 @@ def _build(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> ToxicityModel
         ngram_range=model.char_ngram_range,
         max_features=model.char_max_features,
         min_count=model.min_count,
-    ).set_vocabulary(meta["char_alphabet"], arrays["char_codes"], arrays["char_idf"])
+    ).set_vocabulary(meta["char_alphabet"], arrays["char_codes"], idf=arrays["char_idf"])
     model.coef_ = arrays["coef"]
     model.intercept_ = arrays["intercept"]
     model.calibration_ = arrays["calibration"]
     model.n_train_rows_ = np.asarray(meta["n_train_rows"], dtype=np.int64)
     model.n_calibration_rows_ = int(meta["n_calibration_rows"])
-    model.card = meta["card"]
+    model.card_ = meta["card"]
     n_attributes = len(ATTRIBUTES)
     shapes = {
         "word_idf": (arrays["word_idf"].shape, (len(model.word_.vocabulary_),)),

@@ -1,14 +1,12 @@
-"""The label set shared by every part of the library."""
+"""The label set shared by every part of the library, and by the service that serves it."""
 
 from __future__ import annotations
 
-__all__ = ["ATTRIBUTES"]
+from typing import Literal, get_args
 
-ATTRIBUTES: tuple[str, ...] = (
-    "toxic",
-    "severe_toxic",
-    "obscene",
-    "threat",
-    "insult",
-    "identity_hate",
-)
+__all__ = ["ATTRIBUTES", "Attribute"]
+
+# The one list: the API's attribute fields (their OpenAPI enum) are typed with it, and every
+# other list of attributes comes from ATTRIBUTES.
+Attribute = Literal["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
+ATTRIBUTES: tuple[str, ...] = get_args(Attribute)

@@ -36,9 +36,11 @@ def expected_calibration_error(target: np.ndarray, proba: np.ndarray, *, bins: i
     return float(error)
 
 
-def _labelled(labels: np.ndarray, proba: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
-    known = ~np.isnan(labels[:, j])
-    return labels[known, j], proba[known, j]
+def _labelled(
+    labels: np.ndarray, proba: np.ndarray, *, column: int
+) -> tuple[np.ndarray, np.ndarray]:
+    known = ~np.isnan(labels[:, column])
+    return labels[known, column], proba[known, column]
 
 
 def attribute_metrics(labels: np.ndarray, proba: np.ndarray) -> list[dict[str, Any]]:
@@ -48,7 +50,7 @@ def attribute_metrics(labels: np.ndarray, proba: np.ndarray) -> list[dict[str, A
     """
     rows = []
     for j, name in enumerate(ATTRIBUTES):
-        target, score = _labelled(labels, proba, j)
+        target, score = _labelled(labels, proba, column=j)
         if len(target) == 0:
             continue
         positives = int(target.sum())
@@ -73,7 +75,7 @@ def threshold_table(
     recall and precision (None when undefined)."""
     rows = []
     for j, name in enumerate(ATTRIBUTES):
-        target, score = _labelled(labels, proba, j)
+        target, score = _labelled(labels, proba, column=j)
         if len(target) == 0:
             continue
         positives = target.sum()
@@ -108,7 +110,7 @@ def recommend_thresholds(
     """
     out: dict[str, dict[str, Any]] = {}
     for j, name in enumerate(ATTRIBUTES):
-        target, score = _labelled(labels, proba, j)
+        target, score = _labelled(labels, proba, column=j)
         positives = target.sum() if len(target) else 0.0
         if not positives:
             out[name] = {

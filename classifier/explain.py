@@ -60,8 +60,26 @@ def explain_text(
     starts = np.fromiter((m.start() for m in matches), dtype=np.int64, count=len(matches))
     ends = np.fromiter((m.end() for m in matches), dtype=np.int64, count=len(matches))
     scores = np.zeros((len(matches), columns))
-
     tokens = [m.group() for m in matches]
+    _add_word_contributions(scores, normalized, tokens=tokens, word=word, weights=word_weights)
+    _add_char_contributions(
+        scores, normalized, starts=starts, ends=ends, char=char, weights=char_weights
+    )
+    return [
+        _top_spans(column, text, offsets=offsets, starts=starts, ends=ends, top_k=top_k)
+        for column in scores.T
+    ]
+
+
+def _add_word_contributions(
+    scores: np.ndarray,
+    normalized: str,
+    *,
+    tokens: list[str],
+    word: WordNgramFeaturizer,
+    weights: np.ndarray,
+) -> None:
+    """Add each word n-gram's contribution to `scores`, shared equally among its tokens."""
     word_row = word.transform([normalized])
     occurrences: dict[int, list[tuple[int, int]]] = defaultdict(list)
     low, high = word.ngram_range
@@ -72,11 +90,22 @@ def explain_text(
                 occurrences[feature].append((i, i + n))
     if occurrences:
         features = np.fromiter(occurrences, dtype=np.int64, count=len(occurrences))
-        shares = _values_at(word_row, features)[:, None] * word_weights[features]
+        shares = _values_at(word_row, features)[:, None] * weights[features]
         for share, places in zip(shares, occurrences.values(), strict=True):
             for first, last in places:
                 scores[first:last] += share / (len(places) * (last - first))
 
+
+def _add_char_contributions(
+    scores: np.ndarray,
+    normalized: str,
+    *,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    char: CharNgramFeaturizer,
+    weights: np.ndarray,
+) -> None:
+    """Add each char n-gram's contribution to `scores`, shared among the tokens it overlaps."""
     codes, window_starts, lengths = char.windows([normalized])
     features = char.lookup(codes)
     hit = features >= 0
@@ -87,24 +116,33 @@ def explain_text(
     firsts = np.searchsorted(ends, begins, side="right")
     lasts = np.searchsorted(starts, finishes, side="left")
     on_words = firsts < lasts  # a window of only spaces or punctuation credits no word
-    if on_words.any():
-        _, inverse, counts = np.unique(features, return_inverse=True, return_counts=True)
-        values = _values_at(char.transform([normalized]), features)
-        shares = (values / counts[inverse])[:, None] * char_weights[features]
-        single = on_words & (lasts - firsts == 1)
-        np.add.at(scores, firsts[single], shares[single])
-        for i in np.flatnonzero(on_words & ~single):  # a window across "don't": rare
-            first, last, begin, end = firsts[i], lasts[i], begins[i], finishes[i]
-            overlap = np.minimum(ends[first:last], end) - np.maximum(starts[first:last], begin)
-            scores[first:last] += shares[i] * (overlap / overlap.sum())[:, None]
+    if not on_words.any():
+        return
+    _, inverse, counts = np.unique(features, return_inverse=True, return_counts=True)
+    values = _values_at(char.transform([normalized]), features)
+    shares = (values / counts[inverse])[:, None] * weights[features]
+    single = on_words & (lasts - firsts == 1)
+    np.add.at(scores, firsts[single], shares[single])
+    for i in np.flatnonzero(on_words & ~single):  # a window across "don't": rare
+        first, last, begin, end = firsts[i], lasts[i], begins[i], finishes[i]
+        overlap = np.minimum(ends[first:last], end) - np.maximum(starts[first:last], begin)
+        scores[first:last] += shares[i] * (overlap / overlap.sum())[:, None]
 
-    explained = []
-    for column in scores.T:
-        order = [i for i in np.argsort(-column, kind="stable")[:top_k] if column[i] > 0]
-        spans = []
-        for i in order:
-            start = int(offsets[starts[i]])
-            stop = int(offsets[ends[i] - 1]) + 1
-            spans.append(Span(text[start:stop], start, stop, float(column[i])))
-        explained.append(spans)
-    return explained
+
+def _top_spans(
+    column: np.ndarray,
+    text: str,
+    *,
+    offsets: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    top_k: int,
+) -> list[Span]:
+    """The `top_k` tokens with a positive score, largest first, as spans of the original text."""
+    order = [i for i in np.argsort(-column, kind="stable")[:top_k] if column[i] > 0]
+    spans = []
+    for i in order:
+        start = int(offsets[starts[i]])
+        stop = int(offsets[ends[i] - 1]) + 1
+        spans.append(Span(text[start:stop], start, stop, float(column[i])))
+    return spans

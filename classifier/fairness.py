@@ -69,30 +69,33 @@ class _Probabilistic(Protocol):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def _auc(labels: np.ndarray, scores: np.ndarray, mask: np.ndarray) -> float | None:
+def _auc(labels: np.ndarray, scores: np.ndarray, *, mask: np.ndarray) -> float | None:
     target = labels[mask]
     if len(target) == 0 or target.min() == target.max():
         return None  # one class only: AUC undefined
     return float(roc_auc_score(target, scores[mask]))
 
 
-def subgroup_auc(labels: np.ndarray, scores: np.ndarray, in_subgroup: np.ndarray) -> float | None:
+def subgroup_auc(
+    labels: np.ndarray, scores: np.ndarray, *, in_subgroup: np.ndarray
+) -> float | None:
     """ROC-AUC on the examples that mention the identity (None if they hold one class)."""
-    return _auc(np.asarray(labels), np.asarray(scores), np.asarray(in_subgroup, dtype=bool))
+    mask = np.asarray(in_subgroup, dtype=bool)
+    return _auc(np.asarray(labels), np.asarray(scores), mask=mask)
 
 
-def bpsn_auc(labels: np.ndarray, scores: np.ndarray, in_subgroup: np.ndarray) -> float | None:
+def bpsn_auc(labels: np.ndarray, scores: np.ndarray, *, in_subgroup: np.ndarray) -> float | None:
     """ROC-AUC on subgroup negatives plus background positives."""
     labels, in_subgroup = np.asarray(labels), np.asarray(in_subgroup, dtype=bool)
     mask = (in_subgroup & (labels == 0)) | (~in_subgroup & (labels == 1))
-    return _auc(labels, np.asarray(scores), mask)
+    return _auc(labels, np.asarray(scores), mask=mask)
 
 
-def bnsp_auc(labels: np.ndarray, scores: np.ndarray, in_subgroup: np.ndarray) -> float | None:
+def bnsp_auc(labels: np.ndarray, scores: np.ndarray, *, in_subgroup: np.ndarray) -> float | None:
     """ROC-AUC on subgroup positives plus background negatives."""
     labels, in_subgroup = np.asarray(labels), np.asarray(in_subgroup, dtype=bool)
     mask = (in_subgroup & (labels == 1)) | (~in_subgroup & (labels == 0))
-    return _auc(labels, np.asarray(scores), mask)
+    return _auc(labels, np.asarray(scores), mask=mask)
 
 
 def power_mean(values: Sequence[float | None], p: float = POWER) -> float:
@@ -110,10 +113,10 @@ def power_mean(values: Sequence[float | None], p: float = POWER) -> float:
 
 def jigsaw_bias_score(
     overall_auc: float,
+    *,
     subgroup: Sequence[float | None],
     bpsn: Sequence[float | None],
     bnsp: Sequence[float | None],
-    *,
     p: float = POWER,
 ) -> float:
     """0.25 * overall AUC + 0.25 * (M_p(subgroup) + M_p(BPSN) + M_p(BNSP)), as Jigsaw defines it."""
@@ -205,42 +208,25 @@ def identity_bias(
     real comments (`background_texts` with 0/1 `background_labels`) join every identity's
     background and the overall AUC.
     """
-    texts, terms, labels = template_sentences(
-        identities, neutral_templates=neutral_templates, toxic_templates=toxic_templates
+    all_texts, all_labels, all_terms = _bias_sentences(
+        identities,
+        neutral_templates=neutral_templates,
+        toxic_templates=toxic_templates,
+        background_texts=background_texts,
+        background_labels=background_labels,
     )
-    background_labels = np.asarray(background_labels, dtype=np.float64).ravel()
-    if len(background_texts) != len(background_labels):
-        raise ValueError("background_texts and background_labels differ in length")
-    known = ~np.isnan(background_labels)
-    extra_texts = [t for t, k in zip(background_texts, known, strict=True) if k]
-    all_texts = [*texts, *extra_texts]
-    all_labels = np.concatenate([labels, background_labels[known].astype(np.int64)])
-    all_terms = np.concatenate([terms, np.full(len(extra_texts), "", dtype=terms.dtype)])
-
     raw = _scores(scorer, all_texts)
     scores = raw if raw.ndim == 1 else raw[:, ATTRIBUTES.index(attribute)]
     held: np.ndarray | None = None
     if raw.ndim == 2 and hold_thresholds is not None:
         cut = np.asarray([hold_thresholds.get(name, np.inf) for name in ATTRIBUTES])
         held = np.asarray((raw >= cut).any(axis=1))
-
-    rows: list[dict[str, Any]] = []
-    for identity in identities:
-        member = all_terms == identity.term
-        neutral = member & (all_labels == 0)
-        row: dict[str, Any] = {
-            "identity": identity.term,
-            "group": identity.group,
-            "fpr": float((scores[neutral] >= threshold).mean()),
-        }
-        if held is not None:
-            row["hold_rate"] = float(held[neutral].mean())
-        row["neutral_max"] = float(scores[neutral].max())
-        row["subgroup_auc"] = subgroup_auc(all_labels, scores, member)
-        row["bpsn_auc"] = bpsn_auc(all_labels, scores, member)
-        row["bnsp_auc"] = bnsp_auc(all_labels, scores, member)
-        rows.append(row)
-
+    rows = [
+        _identity_row(
+            identity, scores, labels=all_labels, terms=all_terms, held=held, threshold=threshold
+        )
+        for identity in identities
+    ]
     kinds = ("subgroup_auc", "bpsn_auc", "bnsp_auc")
     overall = float(roc_auc_score(all_labels, scores))
     columns = {kind: [row[kind] for row in rows] for kind in kinds}
@@ -250,10 +236,66 @@ def identity_bias(
         rows=rows,
         overall_auc=overall,
         power_means={kind: power_mean(columns[kind]) for kind in kinds},
-        final_score=jigsaw_bias_score(overall, *(columns[kind] for kind in kinds)),
+        final_score=jigsaw_bias_score(
+            overall,
+            subgroup=columns["subgroup_auc"],
+            bpsn=columns["bpsn_auc"],
+            bnsp=columns["bnsp_auc"],
+        ),
         n_sentences=len(all_texts),
         max_fpr=max_fpr,
     )
+
+
+def _bias_sentences(
+    identities: Sequence[Identity],
+    *,
+    neutral_templates: Sequence[str],
+    toxic_templates: Sequence[str],
+    background_texts: Sequence[str],
+    background_labels: Sequence[float] | np.ndarray,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Texts, 0/1 labels and identity terms: the templates, then the labelled real comments.
+
+    A real comment's term is "", so it is in every identity's background.
+    """
+    texts, terms, labels = template_sentences(
+        identities, neutral_templates=neutral_templates, toxic_templates=toxic_templates
+    )
+    background = np.asarray(background_labels, dtype=np.float64).ravel()
+    if len(background_texts) != len(background):
+        raise ValueError("background_texts and background_labels differ in length")
+    known = ~np.isnan(background)
+    extra_texts = [t for t, k in zip(background_texts, known, strict=True) if k]
+    all_labels = np.concatenate([labels, background[known].astype(np.int64)])
+    all_terms = np.concatenate([terms, np.full(len(extra_texts), "", dtype=terms.dtype)])
+    return [*texts, *extra_texts], all_labels, all_terms
+
+
+def _identity_row(
+    identity: Identity,
+    scores: np.ndarray,
+    *,
+    labels: np.ndarray,
+    terms: np.ndarray,
+    held: np.ndarray | None,
+    threshold: float,
+) -> dict[str, Any]:
+    """One identity's row: false positives and hold rate on its neutral sentences, its AUCs."""
+    member = terms == identity.term
+    neutral = member & (labels == 0)
+    row: dict[str, Any] = {
+        "identity": identity.term,
+        "group": identity.group,
+        "fpr": float((scores[neutral] >= threshold).mean()),
+    }
+    if held is not None:
+        row["hold_rate"] = float(held[neutral].mean())
+    row["neutral_max"] = float(scores[neutral].max())
+    row["subgroup_auc"] = subgroup_auc(labels, scores, in_subgroup=member)
+    row["bpsn_auc"] = bpsn_auc(labels, scores, in_subgroup=member)
+    row["bnsp_auc"] = bnsp_auc(labels, scores, in_subgroup=member)
+    return row
 
 
 def identity_augmentation(random_state: int = 0) -> tuple[list[str], np.ndarray, list[str]]:
@@ -285,9 +327,9 @@ def identity_augmentation(random_state: int = 0) -> tuple[list[str], np.ndarray,
 def term_balancing_weights(
     texts: Sequence[str],
     toxic: np.ndarray,
+    *,
     weights: np.ndarray,
     augmentation_terms: Sequence[str],
-    *,
     floor: float,
 ) -> np.ndarray:
     """A weight for each augmentation row, so each term is no more toxic than the data overall.

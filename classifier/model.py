@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from inspect import signature
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
+from sklearn.base import BaseEstimator, MultiOutputMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils import Tags
 
 from classifier.attributes import ATTRIBUTES
 from classifier.explain import Span, explain_text
 from classifier.features import CharNgramFeaturizer, WordNgramFeaturizer, tfidf_weight
 from classifier.normalize import normalize_text
 
-__all__ = ["Progress", "ToxicityModel", "nb_log_count_ratio"]
+__all__ = ["Progress", "ToxicityModel", "json_params", "nb_log_count_ratio"]
 
 Progress = Callable[[str, float], None]
 _UNSAVED = "tfidf-lr-unsaved"
@@ -28,8 +32,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def nb_log_count_ratio(
     x: sp.csr_matrix,
     target: np.ndarray,
-    weights: np.ndarray,
     *,
+    weights: np.ndarray,
     alpha: float = 1.0,
     binary: bool = True,
 ) -> np.ndarray:
@@ -63,12 +67,18 @@ def _fit_platt(decision: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     return float(platt.coef_[0, 0]), float(platt.intercept_[0])
 
 
-class ToxicityModel:
+# Not a ClassifierMixin: it has no `predict` or `classes_`, and its `score` scores one comment
+# rather than measuring accuracy. MultiOutputMixin: the target is the (n, 6) label matrix.
+class ToxicityModel(MultiOutputMixin, BaseEstimator):
     """Scores comments for the six ATTRIBUTES with calibrated probabilities.
 
-    Parameters follow scikit-learn conventions: `__init__` stores them, `fit` learns the
-    attributes ending in `_`. Labels are a float (n, 6) array where NaN means "not labelled
-    for this attribute"; each attribute is trained only on rows labelled for it.
+    A scikit-learn estimator: `__init__` stores the parameters, so `get_params`,
+    `set_params` and `sklearn.base.clone` work; `fit` (or `classifier.artifact.load_model`)
+    sets the state, whose names end in `_`. Labels are a float (n, 6) array where NaN means
+    "not labelled for this attribute"; each attribute is trained only on rows labelled for it.
+    Besides the weights, that state holds the artifact identity `version_` and `sha256_`
+    (set when the model is saved or loaded; "tfidf-lr-unsaved" and "" after `fit`) and the
+    model card `card_` (provenance and metrics, filled by `classifier.training.train`).
 
     An attribute with at least `min_positives` positive training rows gets the full recipe:
     with `nb_scaling` its TF-IDF features are scaled by their naive-Bayes log-count ratio
@@ -81,6 +91,20 @@ class ToxicityModel:
     matrix `coef_` over the raw TF-IDF features, so inference, explanations and the
     artifact are the same for every variant.
     """
+
+    # The fitted state, declared for type checkers only: no class-level values, so sklearn
+    # (`clone`, `check_is_fitted`) sees none of it on an unfitted model.
+    word_: WordNgramFeaturizer
+    char_: CharNgramFeaturizer
+    coef_: npt.NDArray[np.float32]
+    intercept_: npt.NDArray[np.float64]
+    calibration_: npt.NDArray[np.float64]
+    n_train_rows_: npt.NDArray[np.int64]
+    n_calibration_rows_: int
+    nb_attributes_: set[str]
+    version_: str
+    sha256_: str
+    card_: dict[str, Any]
 
     def __init__(
         self,
@@ -118,30 +142,21 @@ class ToxicityModel:
         self.calibration_fraction = calibration_fraction
         self.n_jobs = n_jobs
         self.random_state = random_state
-        self.version = _UNSAVED
-        self.sha256 = ""
-        self.card: dict[str, Any] = {}
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters (JSON-friendly)."""
-        return {
-            "word_ngram_range": list(self.word_ngram_range),
-            "word_max_features": self.word_max_features,
-            "char_ngram_range": list(self.char_ngram_range),
-            "char_max_features": self.char_max_features,
-            "min_count": self.min_count,
-            "C": self.C,
-            "class_weight": self.class_weight,
-            "nb_scaling": self.nb_scaling,
-            "nb_alpha": self.nb_alpha,
-            "nb_binary": self.nb_binary,
-            "min_positives": self.min_positives,
-            "separate_word_char": self.separate_word_char,
-            "max_iter": self.max_iter,
-            "calibration_fraction": self.calibration_fraction,
-            "n_jobs": self.n_jobs,
-            "random_state": self.random_state,
-        }
+    if TYPE_CHECKING:  # BaseEstimator's, which ships no types
+
+        def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+
+        def set_params(self, **params: Any) -> Self: ...
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        # Comments in, not a numeric matrix; out, always the six attributes' label matrix.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.target_tags.required = True
+        tags.target_tags.single_output = False
+        return tags
 
     # -- fitting --------------------------------------------------------------------------
     def fit(
@@ -170,10 +185,7 @@ class ToxicityModel:
         if weights.shape != (len(texts),):
             raise ValueError(f"sample_weight must have shape ({len(texts)},)")
         if calibration_texts is None:
-            rng = np.random.RandomState(self.random_state)
-            order = rng.permutation(len(texts))
-            n_cal = max(1, round(len(texts) * self.calibration_fraction))
-            cal_idx, fit_idx = order[:n_cal], np.sort(order[n_cal:])
+            fit_idx, cal_idx = self._calibration_split(len(texts))
             calibration_texts = [texts[i] for i in cal_idx]
             calibration_labels = labels[cal_idx]
             texts, labels = [texts[i] for i in fit_idx], labels[fit_idx]
@@ -182,7 +194,25 @@ class ToxicityModel:
             raise ValueError("calibration_texts given without calibration_labels")
 
         report("normalising text", 0.0)
-        normalized = [normalize_text(t) for t in texts]
+        blocks = self._fit_features([normalize_text(t) for t in texts], report)
+        report("logistic regressions", 0.45)
+        self._fit_linear(blocks, labels, weights=weights, report=report)
+        report("calibration", 0.95)
+        self._fit_calibration(calibration_texts, calibration_labels)
+        self.version_, self.sha256_ = _UNSAVED, ""
+        self.card_ = {}
+        report("done", 1.0)
+        return self
+
+    def _calibration_split(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(fit rows in order, calibration rows): a random `calibration_fraction` held out."""
+        rng = np.random.RandomState(self.random_state)
+        order = rng.permutation(n_rows)
+        n_cal = max(1, round(n_rows * self.calibration_fraction))
+        return np.sort(order[n_cal:]), order[:n_cal]
+
+    def _fit_features(self, normalized: list[str], report: Progress) -> list[sp.csr_matrix]:
+        """Learn the word and char vocabularies; return the word and char TF-IDF blocks."""
         report("word n-grams", 0.05)
         self.word_ = WordNgramFeaturizer(
             ngram_range=self.word_ngram_range,
@@ -198,28 +228,25 @@ class ToxicityModel:
         )
         char_x = tfidf_weight(self.char_.fit_counts(normalized), self.char_.idf_)
         # float64, as liblinear reads it: a float32 copy would be converted back per fit.
-        blocks = [word_x, char_x]
-        report("logistic regressions", 0.45)
-        self._fit_linear(blocks, labels, weights, report)
-        report("calibration", 0.95)
-        decision = self.decision_function(calibration_texts)
+        return [word_x, char_x]
+
+    def _fit_calibration(self, texts: Sequence[str], labels: np.ndarray) -> None:
+        """Platt-scale each attribute's log-odds on the rows labelled for it."""
+        decision = self.decision_function(texts)
         self.calibration_ = np.zeros((len(ATTRIBUTES), 2))
         for j in range(len(ATTRIBUTES)):
-            known = ~np.isnan(calibration_labels[:, j])
-            self.calibration_[j] = _fit_platt(decision[known, j], calibration_labels[known, j])
-        self.n_calibration_rows_ = len(calibration_texts)
-        self.version, self.sha256 = _UNSAVED, ""
-        report("done", 1.0)
-        return self
+            known = ~np.isnan(labels[:, j])
+            self.calibration_[j] = _fit_platt(decision[known, j], labels[known, j])
+        self.n_calibration_rows_ = len(texts)
 
     def _fit_block(
-        self, x: sp.csr_matrix, target: np.ndarray, weights: np.ndarray, *, nb: bool
+        self, x: sp.csr_matrix, target: np.ndarray, *, weights: np.ndarray, nb: bool
     ) -> tuple[np.ndarray, float]:
         """One attribute's weights over the raw features of `x` (NB ratio folded in if `nb`)."""
         ratio = None
         if nb:
             ratio = nb_log_count_ratio(
-                x, target, weights, alpha=self.nb_alpha, binary=self.nb_binary
+                x, target, weights=weights, alpha=self.nb_alpha, binary=self.nb_binary
             )
             x = _scale_columns(x, ratio)
         lr = LogisticRegression(
@@ -239,9 +266,11 @@ class ToxicityModel:
         self,
         blocks: list[sp.csr_matrix],
         labels: np.ndarray,
+        *,
         weights: np.ndarray,
         report: Progress,
     ) -> None:
+        """Fit every attribute's regressions and fold them into `coef_` and `intercept_`."""
         widths = [b.shape[1] for b in blocks]
         starts = np.cumsum([0, *widths])
         coef = np.zeros((int(starts[-1]), len(ATTRIBUTES)), dtype=np.float32)
@@ -274,7 +303,7 @@ class ToxicityModel:
             parts = [blocks[k] if rows.all() else blocks[k][rows] for k in which]
             x = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csr")
             nb = ATTRIBUTES[j] in self.nb_attributes_
-            return self._fit_block(x, target, weights[rows], nb=nb)
+            return self._fit_block(x, target, weights=weights[rows], nb=nb)
 
         done = 0
         # liblinear releases the GIL, so threads give real parallelism without copying x.
@@ -319,12 +348,12 @@ class ToxicityModel:
         proba = self.predict_proba([text])[0]
         return {name: float(p) for name, p in zip(ATTRIBUTES, proba, strict=True)}
 
-    def explain(self, text: str, attribute: str = "toxic", top_k: int = 5) -> list[Span]:
+    def explain(self, text: str, attribute: str = "toxic", *, top_k: int = 5) -> list[Span]:
         """The word spans of `text` that pushed `attribute` up most, largest first."""
         return self.explain_many(text, (attribute,), top_k=top_k)[attribute]
 
     def explain_many(
-        self, text: str, attributes: Sequence[str], top_k: int = 5
+        self, text: str, attributes: Sequence[str], *, top_k: int = 5
     ) -> dict[str, list[Span]]:
         """`explain` for several attributes in one pass over the text."""
         unknown = [a for a in attributes if a not in ATTRIBUTES]
@@ -342,3 +371,16 @@ class ToxicityModel:
             top_k=top_k,
         )
         return dict(zip(attributes, explained, strict=True))
+
+
+def json_params(model: ToxicityModel) -> dict[str, Any]:
+    """`model`'s parameters as artifacts and model cards store them.
+
+    In the constructor's order (the card lists them so) and with the n-gram ranges as JSON
+    lists, which `classifier.artifact` turns back into tuples when it loads a model.
+    """
+    params = model.get_params(deep=False)
+    return {
+        name: list(params[name]) if isinstance(params[name], tuple) else params[name]
+        for name in signature(type(model)).parameters
+    }

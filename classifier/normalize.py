@@ -34,8 +34,13 @@ __all__ = ["CONFUSABLES", "normalize", "normalize_text"]
 _ZERO_WIDTH = frozenset({0x200B, 0x200C, 0x200D, 0xFEFF, 0x2060, 0x00AD, 0x180E})
 _WHITESPACE_CONTROLS = frozenset({0x09, 0x0A, 0x0B, 0x0C, 0x0D})
 # Combining marks stacked on letters ("ì", zalgo text) hide words from an English model.
-_COMBINING_BLOCKS = ((0x0300, 0x0370), (0x1AB0, 0x1B00), (0x1DC0, 0x1E00), (0x20D0, 0x2100))
-_COMBINING_BLOCKS += ((0xFE20, 0xFE30),)
+_COMBINING_BLOCKS: tuple[tuple[int, int], ...] = (
+    (0x0300, 0x0370),
+    (0x1AB0, 0x1B00),
+    (0x1DC0, 0x1E00),
+    (0x20D0, 0x2100),
+    (0xFE20, 0xFE30),
+)
 
 # Lower-case (after casefolding) Cyrillic and Greek letters that pass for Latin ones, as pairs
 # of (look-alikes, the Latin letters they pass for); upper-case look-alikes (Cyrillic EN, VE,

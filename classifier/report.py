@@ -39,7 +39,7 @@ def _figure() -> tuple[Figure, Axes]:
     return figure, figure.add_subplot()
 
 
-def _roc(ax: Axes, target: np.ndarray, score: np.ndarray, threshold: float | None) -> None:
+def _roc(ax: Axes, target: np.ndarray, *, score: np.ndarray, threshold: float | None) -> None:
     fpr, tpr, _ = roc_curve(target, score)
     ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(target, score):.4f}")
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
@@ -51,7 +51,7 @@ def _roc(ax: Axes, target: np.ndarray, score: np.ndarray, threshold: float | Non
     ax.legend(loc="lower right")
 
 
-def _pr(ax: Axes, target: np.ndarray, score: np.ndarray, threshold: float | None) -> None:
+def _pr(ax: Axes, target: np.ndarray, *, score: np.ndarray, threshold: float | None) -> None:
     precision, recall, _ = precision_recall_curve(target, score)
     ax.plot(recall, precision)
     ax.axhline(target.mean(), linestyle=":", color="grey", label=f"prevalence {target.mean():.3f}")
@@ -63,7 +63,7 @@ def _pr(ax: Axes, target: np.ndarray, score: np.ndarray, threshold: float | None
     ax.legend(loc="lower left")
 
 
-def _calibration(ax: Axes, target: np.ndarray, score: np.ndarray) -> None:
+def _calibration(ax: Axes, target: np.ndarray, *, score: np.ndarray) -> None:
     bins = np.minimum((score * 10).astype(np.int64), 9)
     filled = [b for b in range(10) if (bins == b).any()]
     predicted = [score[bins == b].mean() for b in filled]
@@ -78,7 +78,7 @@ def _calibration(ax: Axes, target: np.ndarray, score: np.ndarray) -> None:
     ax.legend(loc="upper left", fontsize=8)
 
 
-def _histogram(ax: Axes, target: np.ndarray, score: np.ndarray, threshold: float | None) -> None:
+def _histogram(ax: Axes, target: np.ndarray, *, score: np.ndarray, threshold: float | None) -> None:
     edges = np.linspace(0, 1, 41)
     for value, name, colour in ((0, "label 0", "tab:blue"), (1, "label 1", "tab:red")):
         chosen = score[target == value]
@@ -92,7 +92,7 @@ def _histogram(ax: Axes, target: np.ndarray, score: np.ndarray, threshold: float
     ax.legend(loc="upper center", fontsize=8)
 
 
-def _tradeoff(ax: Axes, target: np.ndarray, score: np.ndarray, threshold: float | None) -> None:
+def _tradeoff(ax: Axes, target: np.ndarray, *, score: np.ndarray, threshold: float | None) -> None:
     curve = curve_on_grid(target, score)
     ax.plot(curve["hold_rate"], curve["recall"])
     for t in _MARKED:
@@ -117,7 +117,12 @@ def _tradeoff(ax: Axes, target: np.ndarray, score: np.ndarray, threshold: float 
 
 
 def _attribute_plots(
-    out_dir: Path, name: str, target: np.ndarray, score: np.ndarray, threshold: float | None
+    out_dir: Path,
+    name: str,
+    *,
+    target: np.ndarray,
+    score: np.ndarray,
+    threshold: float | None,
 ) -> list[tuple[str, str]]:
     """Write the PNGs of one attribute; return (file name, caption) pairs."""
     both = 0 < target.sum() < len(target)
@@ -127,15 +132,15 @@ def _attribute_plots(
             continue  # undefined with a single class
         figure, ax = _figure()
         if stem == "roc":
-            _roc(ax, target, score, threshold)
+            _roc(ax, target, score=score, threshold=threshold)
         elif stem == "pr":
-            _pr(ax, target, score, threshold)
+            _pr(ax, target, score=score, threshold=threshold)
         elif stem == "calibration":
-            _calibration(ax, target, score)
+            _calibration(ax, target, score=score)
         elif stem == "histogram":
-            _histogram(ax, target, score, threshold)
+            _histogram(ax, target, score=score, threshold=threshold)
         else:
-            _tradeoff(ax, target, score, threshold)
+            _tradeoff(ax, target, score=score, threshold=threshold)
         ax.set_title(f"{name}: {caption}", fontsize=10)
         ax.grid(alpha=0.3)
         file_name = f"{name}_{stem}.png"
@@ -199,7 +204,9 @@ def write_report(
         if not known.any():
             continue
         threshold = None if thresholds is None else thresholds.get(name)
-        figures = _attribute_plots(out_dir, name, labels[known, j], proba[known, j], threshold)
+        figures = _attribute_plots(
+            out_dir, name, target=labels[known, j], score=proba[known, j], threshold=threshold
+        )
         images = "".join(
             f'<figure><img src="{html.escape(f)}" alt="{html.escape(f"{name}: {c}")}">'
             f"<figcaption>{html.escape(c)}</figcaption></figure>"

@@ -16,7 +16,7 @@ GRID: np.ndarray = np.round(np.arange(0, 1001) / 1000, 3)
 
 
 def curve_on_grid(
-    target: np.ndarray, score: np.ndarray, grid: Sequence[float] | np.ndarray = GRID
+    target: np.ndarray, score: np.ndarray, *, grid: Sequence[float] | np.ndarray = GRID
 ) -> dict[str, np.ndarray]:
     """Hold rate, recall and precision (NaN where undefined) at every threshold of `grid`.
 
@@ -74,7 +74,7 @@ def propose_thresholds(
         if not known.any():
             continue
         target, score = labels[known, j], proba[known, j]
-        curve = curve_on_grid(target, score, grid)
+        curve = curve_on_grid(target, score, grid=grid)
         # A float grid and float rates: forgive rounding in the last place.
         if target_recall is not None:
             ok = np.flatnonzero(curve["recall"] >= target_recall - 1e-12)

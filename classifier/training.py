@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+import tomllib
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from classifier.attributes import ATTRIBUTES
 from classifier.data import Corpus, DataError, file_sha256, load_corpus
 from classifier.evaluation import attribute_metrics, recommend_thresholds, threshold_table
 from classifier.fairness import identity_augmentation, term_balancing_weights
-from classifier.model import Progress, ToxicityModel
+from classifier.model import Progress, ToxicityModel, json_params
 
 __all__ = [
     "EXPERIMENTS",
@@ -27,6 +28,7 @@ __all__ = [
     "TRAIN_COMMAND",
     "Source",
     "TrainingData",
+    "load_experiments",
     "load_training_data",
     "train",
 ]
@@ -78,126 +80,34 @@ TRAINING_MIX: dict[str, Source] = {
 }
 
 
-def _row(variant: str, *values: float) -> dict[str, Any]:
-    keys = ("test_roc", "test_pr", "natural_roc", "spans_roc", "civil_roc", "natural_ece")
-    return {"variant": variant, **dict(zip(keys, values, strict=True))}
-
-
-# What was tried for `toxic` (the other attributes follow the same recipe). Each row is one
-# toxic-only fit, features learned once on the base mix (jigsaw_train, jigsaw_lowercase_train,
-# toxic_spans_train at 0.1, civil_comments_sample_train); held out: jigsaw_test (test), 4,049
-# natural-prevalence jigsaw_train rows (natural; Platt-calibrated on another 4,049), 10% of
-# toxic_spans_train (spans; its negatives are borderline comments) and 30% of
-# civil_comments_sample_train (civil; 225 rows, 22 toxic: differences under ~0.02 are noise).
-# "NB": features scaled by the naive-Bayes log-count ratio of presence or of tf-idf mass.
-# Chosen by the news columns first, then test; the held-out slices differ slightly from the
-# ones `load_training_data` draws now, so the card's figures differ in the third decimal.
-# Produced by /tmp experiment scripts over this module's featurizers (not kept in the repo).
-EXPERIMENTS: tuple[dict[str, Any], ...] = (
-    _row(
-        "plain: one LR, word 1-2 200k + char 2-5 300k, C=4 (previous default)",
-        0.9626,
-        0.9553,
-        0.9758,
-        0.6554,
-        0.8249,
-        0.0067,
-    ),
-    _row("plain, C=8", 0.9626, 0.9551, 0.9749, 0.6546, 0.8159, 0.0054),
-    _row("plain, class_weight=balanced", 0.9627, 0.9553, 0.9762, 0.6559, 0.8298, 0.0071),
-    _row("plain, binary tf instead of sublinear tf", 0.9628, 0.9553, 0.976, 0.6552, 0.8049, 0.0063),
-    _row(
-        "plain, separate word and char LRs averaged", 0.9628, 0.9561, 0.9757, 0.6575, 0.8286, 0.0055
-    ),
-    _row("NB (ratio of tf-idf mass), one LR, C=4", 0.9671, 0.9607, 0.9785, 0.6584, 0.8363, 0.0092),
-    _row("NB (tf-idf mass), C=1", 0.967, 0.9608, 0.9769, 0.6562, 0.8298, 0.0092),
-    _row("NB (tf-idf mass), C=10", 0.9658, 0.9594, 0.9771, 0.6569, 0.8173, 0.0063),
-    _row(
-        "NB (tf-idf mass), separate word/char LRs", 0.9677, 0.9617, 0.9779, 0.6624, 0.8413, 0.0079
-    ),
-    _row("NB (tf-idf mass, alpha 0.5), separate", 0.9685, 0.9624, 0.9793, 0.6631, 0.862, 0.0093),
-    _row("NB separate averaged with plain separate", 0.9664, 0.9602, 0.9777, 0.662, 0.8425, 0.0078),
-    _row("NB (presence), one LR", 0.9674, 0.9603, 0.9798, 0.6546, 0.8634, 0.0088),
-    _row(
-        "NB (presence), separate word/char LRs, C=4", 0.9689, 0.9624, 0.9805, 0.6594, 0.8733, 0.0107
-    ),
-    _row("  same, C=2", 0.969, 0.9625, 0.9803, 0.6574, 0.8645, 0.0098),
-    _row("  same, C=8", 0.9684, 0.9617, 0.9801, 0.66, 0.8767, 0.012),
-    _row("  same, word C=4, char C=8", 0.9689, 0.9623, 0.9804, 0.6605, 0.8696, 0.01),
-    _row("  same, alpha 2", 0.9688, 0.9623, 0.9802, 0.6602, 0.8691, 0.0099),
-    _row("  same, binary tf", 0.9691, 0.9622, 0.9803, 0.6588, 0.8716, 0.0103),
-    _row("plain, char 2-6 500k", 0.9613, 0.9539, 0.9761, 0.6547, 0.832, 0.0076),
-    _row("NB (tf-idf mass) separate, char 2-6 500k", 0.966, 0.9597, 0.9779, 0.6612, 0.8357, 0.0102),
-    _row("NB (presence) separate, word 1-3 400k", 0.9677, 0.9604, 0.9812, 0.658, 0.8637, 0.0106),
-    _row(
-        "NB (presence) separate, word 300k + char 500k",
-        0.9679,
-        0.961,
-        0.9815,
-        0.6582,
-        0.8688,
-        0.0099,
-    ),
-    _row(
-        "NB (presence) separate, word 100k + char 200k",
-        0.9675,
-        0.9604,
-        0.9814,
-        0.6591,
-        0.8832,
-        0.0107,
-    ),
-    _row(
-        "NB (presence) separate, mix without toxic_spans",
-        0.969,
-        0.9623,
-        0.9809,
-        0.6575,
-        0.8835,
-        0.0094,
-    ),
-    _row(
-        "NB (presence) separate, toxic_spans weight 0.3",
-        0.9687,
-        0.9624,
-        0.9798,
-        0.6607,
-        0.8651,
-        0.0091,
-    ),
-    _row(
-        "NB (tf-idf mass) separate, mix without jigsaw_lowercase",
-        0.967,
-        0.961,
-        0.9771,
-        0.6619,
-        0.8238,
-        0.0079,
-    ),
-    _row("NB (presence) separate, + wiki_cat 0.3", 0.9692, 0.9623, 0.9813, 0.6594, 0.8713, 0.0092),
-    _row("NB (presence) separate, + olid 0.1", 0.9689, 0.9624, 0.9804, 0.6614, 0.875, 0.0091),
-    _row(
-        "NB (tf-idf mass) separate, + hatexplain 0.1",
-        0.9676,
-        0.9616,
-        0.9777,
-        0.6623,
-        0.8436,
-        0.0089,
-    ),
-    _row(
-        "NB (tf-idf mass) separate, + stormfront 0.1", 0.9678, 0.9619, 0.978, 0.6629, 0.8374, 0.0082
-    ),
-    _row(
-        "NB (presence) separate, + wiki_cat 0.3, olid/hatexplain/stormfront 0.1 (chosen)",
-        0.9689,
-        0.9621,
-        0.9812,
-        0.6625,
-        0.8792,
-        0.009,
-    ),
+# What was tried for `toxic`, with how each variant was measured: data, kept in a file of its
+# own (shipped with the package) and shown in the model card and by bench/quality.py.
+EXPERIMENTS_FILE = Path(__file__).parent / "experiments.toml"
+_EXPERIMENT_KEYS = (
+    "variant",
+    "test_roc",
+    "test_pr",
+    "natural_roc",
+    "spans_roc",
+    "civil_roc",
+    "natural_ece",
 )
+
+
+def load_experiments(path: Path = EXPERIMENTS_FILE) -> tuple[dict[str, Any], ...]:
+    """The `[[experiment]]` tables of `path`, in file order, each with `_EXPERIMENT_KEYS`."""
+    with path.open("rb") as handle:
+        rows: list[dict[str, Any]] = tomllib.load(handle)["experiment"]
+    for row in rows:
+        # The card's table takes its columns from the first row, so every row needs them all.
+        if tuple(row) != _EXPERIMENT_KEYS:
+            raise ValueError(
+                f"{path.name}: an experiment has keys {list(row)}, not {list(_EXPERIMENT_KEYS)}"
+            )
+    return tuple(rows)
+
+
+EXPERIMENTS = load_experiments()
 TEST_FILE = "jigsaw_test"
 HOLDOUT_SHARE = 0.2  # of natural-prevalence jigsaw rows, once for calibration, once for eval
 
@@ -214,6 +124,20 @@ class TrainingData:
     holdouts: dict[str, Corpus]  # per mixed-in corpus, its held-out slice
     test: Corpus
     data_rows: list[dict[str, Any]]
+
+
+@dataclass
+class _Rows:
+    """The training rows gathered so far, one array of labels and of weights per source."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    weights: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, texts: list[str], labels: np.ndarray, *, weights: np.ndarray) -> None:
+        self.texts.extend(texts)
+        self.labels.append(labels)
+        self.weights.append(weights)
 
 
 def _rng(random_state: int, name: str) -> np.random.RandomState:
@@ -251,96 +175,124 @@ def load_training_data(
         raise DataError(f"data directory not found: {data_dir}")
     if "jigsaw_train" not in mix:
         raise ValueError("the training mix needs jigsaw_train (it holds the calibration rows)")
-    texts: list[str] = []
-    labels, weights = [], []
+    rows = _Rows()
     holdouts: dict[str, Corpus] = {}
-    data_rows = []
+    data_rows: list[dict[str, Any]] = []
     calibration = evaluation = None
     for i, (name, source) in enumerate(mix.items()):
         report(f"loading {name}", i / len(mix))
         path = data_dir / f"{name}.csv.gz"
-        keep = ("natural_sample",) if name == "jigsaw_train" else ()
-        if source.row_weights:
-            keep = (*keep, ROW_WEIGHT_COLUMN)
-        corpus = load_corpus(
-            path, attributes=source.attributes, keep_columns=keep, label_columns=source.columns
-        )
-        data_rows.append(
-            {
-                "file": path.name,
-                "sha256": file_sha256(path)[:8],
-                "rows": len(corpus),
-                "attributes": ",".join(
-                    f"{a}={source.columns[a]}" if a in source.columns else a
-                    for a in source.attributes
-                ),
-                "weight": source.weight,
-                "held_out": source.holdout if name != "jigsaw_train" else HOLDOUT_SHARE * 2,
-            }
-        )
+        corpus = _load_source(path, name=name, source=source)
+        data_rows.append(_data_row(path, corpus, name=name, source=source))
         rng = _rng(random_state, name)
         if name == "jigsaw_train":
             rest, cal_idx, eval_idx = _split_natural(corpus, rng)
             calibration, evaluation = corpus.subset(cal_idx), corpus.subset(eval_idx)
         else:
-            order = rng.permutation(len(corpus))
-            n_held = int(len(corpus) * source.holdout)
-            rest = np.sort(order[n_held:])
-            if n_held:
-                holdouts[name] = corpus.subset(np.sort(order[:n_held]))
-        part = corpus.subset(rest)
-        labelled = ~np.isnan(part.labels).all(axis=1)  # e.g. Stormfront's "relation" rows
-        texts.extend(t for t, keep_row in zip(part.texts, labelled, strict=True) if keep_row)
-        labels.append(part.labels[labelled])
-        row_weight = (
-            _row_weights(path, part.columns[ROW_WEIGHT_COLUMN])
-            if source.row_weights
-            else np.ones(len(part))
-        )
-        weights.append(source.weight * row_weight[labelled])
+            rest, held = _split_holdout(corpus, rng, share=source.holdout)
+            if held is not None:
+                holdouts[name] = held
+        _add_training_rows(rows, corpus.subset(rest), path=path, source=source)
     assert calibration is not None and evaluation is not None
     if augmentation_weight > 0:
-        extra_texts, extra_labels, extra_terms = identity_augmentation(random_state)
-        extra_weights = term_balancing_weights(
-            texts,
-            np.concatenate(labels)[:, ATTRIBUTES.index("toxic")],
-            np.concatenate(weights),
-            extra_terms,
-            floor=augmentation_weight,
-        )
-        texts.extend(extra_texts)
-        labels.append(extra_labels)
-        weights.append(extra_weights)
         data_rows.append(
-            {
-                "file": "identity_augmentation (classifier/fairness.py)",
-                "sha256": "-",
-                "rows": len(extra_texts),
-                "attributes": "all six = 0",
-                "weight": f"{augmentation_weight:g} to {extra_weights.max():.1f}, per term",
-                "held_out": 0,
-            }
+            _add_augmentation(rows, random_state=random_state, floor=augmentation_weight)
         )
-    test_path = data_dir / f"{TEST_FILE}.csv.gz"
-    test = load_corpus(test_path)
-    data_rows.append(
-        {
-            "file": test_path.name,
-            "sha256": file_sha256(test_path)[:8],
-            "rows": len(test),
-            "attributes": "evaluation only",
-        }
-    )
+    test, test_row = _test_set(data_dir)
+    data_rows.append(test_row)
     return TrainingData(
-        texts=texts,
-        labels=np.vstack(labels),
-        weights=np.concatenate(weights),
+        texts=rows.texts,
+        labels=np.vstack(rows.labels),
+        weights=np.concatenate(rows.weights),
         calibration=calibration,
         evaluation=evaluation,
         holdouts=holdouts,
         test=test,
         data_rows=data_rows,
     )
+
+
+def _load_source(path: Path, *, name: str, source: Source) -> Corpus:
+    """The source's corpus with its attributes, and the extra columns its split needs."""
+    keep: tuple[str, ...] = ("natural_sample",) if name == "jigsaw_train" else ()
+    if source.row_weights:
+        keep = (*keep, ROW_WEIGHT_COLUMN)
+    return load_corpus(
+        path, attributes=source.attributes, keep_columns=keep, label_columns=source.columns
+    )
+
+
+def _data_row(path: Path, corpus: Corpus, *, name: str, source: Source) -> dict[str, Any]:
+    """The model card's line for one training file."""
+    return {
+        "file": path.name,
+        "sha256": file_sha256(path)[:8],
+        "rows": len(corpus),
+        "attributes": ",".join(
+            f"{a}={source.columns[a]}" if a in source.columns else a for a in source.attributes
+        ),
+        "weight": source.weight,
+        "held_out": source.holdout if name != "jigsaw_train" else HOLDOUT_SHARE * 2,
+    }
+
+
+def _split_holdout(
+    corpus: Corpus, rng: np.random.RandomState, *, share: float
+) -> tuple[np.ndarray, Corpus | None]:
+    """(training rows in order, the held-out `share` of the corpus or None when empty)."""
+    order = rng.permutation(len(corpus))
+    n_held = int(len(corpus) * share)
+    rest = np.sort(order[n_held:])
+    return rest, corpus.subset(np.sort(order[:n_held])) if n_held else None
+
+
+def _add_training_rows(rows: _Rows, part: Corpus, *, path: Path, source: Source) -> None:
+    """Add the rows of `part` labelled for at least one attribute, weighted, to `rows`."""
+    labelled = ~np.isnan(part.labels).all(axis=1)  # e.g. Stormfront's "relation" rows
+    texts = [t for t, keep_row in zip(part.texts, labelled, strict=True) if keep_row]
+    row_weight = (
+        _row_weights(path, part.columns[ROW_WEIGHT_COLUMN])
+        if source.row_weights
+        else np.ones(len(part))
+    )
+    rows.add(texts, part.labels[labelled], weights=source.weight * row_weight[labelled])
+
+
+def _add_augmentation(rows: _Rows, *, random_state: int, floor: float) -> dict[str, Any]:
+    """Add the identity-augmentation rows to `rows`; return the model card's line for them.
+
+    Each term's rows are weighted against the rows gathered so far (`term_balancing_weights`).
+    """
+    extra_texts, extra_labels, extra_terms = identity_augmentation(random_state)
+    extra_weights = term_balancing_weights(
+        rows.texts,
+        np.concatenate(rows.labels)[:, ATTRIBUTES.index("toxic")],
+        weights=np.concatenate(rows.weights),
+        augmentation_terms=extra_terms,
+        floor=floor,
+    )
+    rows.add(extra_texts, extra_labels, weights=extra_weights)
+    return {
+        "file": "identity_augmentation (classifier/fairness.py)",
+        "sha256": "-",
+        "rows": len(extra_texts),
+        "attributes": "all six = 0",
+        "weight": f"{floor:g} to {extra_weights.max():.1f}, per term",
+        "held_out": 0,
+    }
+
+
+def _test_set(data_dir: Path) -> tuple[Corpus, dict[str, Any]]:
+    """The evaluation-only test corpus and the model card's line for it."""
+    path = data_dir / f"{TEST_FILE}.csv.gz"
+    test = load_corpus(path)
+    row = {
+        "file": path.name,
+        "sha256": file_sha256(path)[:8],
+        "rows": len(test),
+        "attributes": "evaluation only",
+    }
+    return test, row
 
 
 def _row_weights(path: Path, cells: list[str]) -> np.ndarray:
@@ -358,7 +310,7 @@ def _row_weights(path: Path, cells: list[str]) -> np.ndarray:
 
 
 def _combined_hold(
-    labels: np.ndarray, proba: np.ndarray, thresholds: dict[str, dict[str, Any]]
+    labels: np.ndarray, proba: np.ndarray, *, thresholds: dict[str, dict[str, Any]]
 ) -> dict[str, float]:
     """What a site sees when a comment is held as soon as any attribute crosses its threshold."""
     cut = np.asarray([thresholds[name]["threshold"] for name in ATTRIBUTES])
@@ -403,6 +355,35 @@ def train(
     fit_seconds = time.perf_counter() - started
 
     report("evaluating", 0.92)
+    scored = _evaluate(model, data, mix=mix)
+    model.card_ = _card(
+        model, data, scored=scored, fit_seconds=fit_seconds, random_state=random_state
+    )
+    stamp(model)
+    evaluation = data.evaluation
+    training_report = {
+        "training_seconds": fit_seconds,
+        "metrics": scored.metrics,
+        "thresholds": scored.thresholds,
+        "threshold_table": threshold_table(evaluation.labels, scored.eval_proba),
+        "test_threshold_table": threshold_table(data.test.labels, scored.test_proba),
+    }
+    report("done", 1.0)
+    return model, training_report
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """What `train` measured of a fitted model on the held-out sets."""
+
+    test_proba: np.ndarray
+    eval_proba: np.ndarray
+    thresholds: dict[str, dict[str, Any]]
+    metrics: dict[str, list[dict[str, Any]]]
+
+
+def _evaluate(model: ToxicityModel, data: TrainingData, *, mix: dict[str, Source]) -> _Scored:
+    """Score every held-out set; the recommended thresholds come from the evaluation rows."""
     test, evaluation = data.test, data.evaluation
     test_proba = model.predict_proba(test.texts)
     eval_proba = model.predict_proba(evaluation.texts)
@@ -420,9 +401,40 @@ def train(
         {"attribute": k, **v} for k, v in thresholds.items()
     ]
     metrics["all recommended thresholds together on that holdout"] = [
-        _combined_hold(evaluation.labels, eval_proba, thresholds)
+        _combined_hold(evaluation.labels, eval_proba, thresholds=thresholds)
     ]
-    model.card = {
+    return _Scored(test_proba, eval_proba, thresholds, metrics)
+
+
+_THRESHOLD_RULE = (
+    "On the natural-prevalence holdout: the lowest threshold with precision >= 0.7, "
+    "unless its recall is below 0.8; then the highest threshold with recall >= 0.8."
+)
+_CARD_NOTES = (
+    "Probabilities are calibrated on natural-prevalence Wikipedia talk-page comments; "
+    "news comments and other sites may differ.",
+    "threat and identity_hate have few positives in the holdout: their metrics and "
+    "thresholds are noisy.",
+    "jigsaw_lowercase_train text is lower-cased without punctuation, unlike traffic.",
+    "NB scaling lost to plain LR on the rare attributes (2-fold CV on the fully "
+    "labelled jigsaw_train rows, ROC-AUC NB vs plain: severe_toxic 0.9651 vs 0.9695, "
+    "threat 0.9682 vs 0.9811, identity_hate 0.9565 vs 0.9637), so attributes with "
+    "fewer than min_positives positive training rows get one plain regression.",
+    "Sentence-embedding models were not tried in this version (CPU latency budget and "
+    "install size); the linear model is the whole scorer.",
+)
+
+
+def _card(
+    model: ToxicityModel,
+    data: TrainingData,
+    *,
+    scored: _Scored,
+    fit_seconds: float,
+    random_state: int,
+) -> dict[str, Any]:
+    """The model card: provenance, data, parameters, held-out metrics and thresholds."""
+    return {
         "model": _describe(model),
         "command": TRAIN_COMMAND,
         "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -438,46 +450,21 @@ def train(
         "splits": {
             "train_rows": len(data.texts),
             "calibration_rows": len(data.calibration),
-            "evaluation_rows": len(evaluation),
+            "evaluation_rows": len(data.evaluation),
             **{f"{name}_holdout_rows": len(c) for name, c in data.holdouts.items()},
         },
-        "params": model.get_params(),
-        "metrics": metrics,
-        "threshold_rule": (
-            "On the natural-prevalence holdout: the lowest threshold with precision >= 0.7, "
-            "unless its recall is below 0.8; then the highest threshold with recall >= 0.8."
-        ),
-        "recommended_thresholds": {k: v["threshold"] for k, v in thresholds.items()},
+        "params": json_params(model),
+        "metrics": scored.metrics,
+        "threshold_rule": _THRESHOLD_RULE,
+        "recommended_thresholds": {k: v["threshold"] for k, v in scored.thresholds.items()},
         "experiments": [dict(row) for row in EXPERIMENTS],
-        "notes": [
-            "Probabilities are calibrated on natural-prevalence Wikipedia talk-page comments; "
-            "news comments and other sites may differ.",
-            "threat and identity_hate have few positives in the holdout: their metrics and "
-            "thresholds are noisy.",
-            "jigsaw_lowercase_train text is lower-cased without punctuation, unlike traffic.",
-            "NB scaling lost to plain LR on the rare attributes (2-fold CV on the fully "
-            "labelled jigsaw_train rows, ROC-AUC NB vs plain: severe_toxic 0.9651 vs 0.9695, "
-            "threat 0.9682 vs 0.9811, identity_hate 0.9565 vs 0.9637), so attributes with "
-            "fewer than min_positives positive training rows get one plain regression.",
-            "Sentence-embedding models were not tried in this version (CPU latency budget and "
-            "install size); the linear model is the whole scorer.",
-        ],
+        "notes": list(_CARD_NOTES),
     }
-    stamp(model)
-    training_report = {
-        "training_seconds": fit_seconds,
-        "metrics": metrics,
-        "thresholds": thresholds,
-        "threshold_table": threshold_table(evaluation.labels, eval_proba),
-        "test_threshold_table": threshold_table(test.labels, test_proba),
-    }
-    report("done", 1.0)
-    return model, training_report
 
 
 def _describe(model: ToxicityModel) -> str:
     low, high = model.char_ngram_range
-    nb = getattr(model, "nb_attributes_", set())
+    nb: set[str] = getattr(model, "nb_attributes_", set())
     parts = [
         f"word {model.word_ngram_range[0]}-{model.word_ngram_range[1]}-gram + "
         f"char_wb {low}-{high}-gram TF-IDF",

@@ -41,49 +41,58 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _open_state(settings: Settings) -> AppState:
+    """What the process holds while it serves: engine, Redis, waiters, the model, the queue."""
+    configure_logging(settings.log_level)
+    engine = make_engine(settings.resolved_database_url)
+    # The health check pings an idle subscription, so a half-open connection is noticed.
+    client = aioredis.from_url(
+        redis_url(settings), socket_connect_timeout=2, health_check_interval=15
+    )
+    waiters = DecisionWaiters(client)
+    await waiters.start()
+    with contextlib.suppress(TimeoutError):  # Redis may be down; requests still work
+        await asyncio.wait_for(waiters.subscribed.wait(), timeout=5)
+    sessions = make_session_factory(engine)
+    models = ModelHolder(
+        sessions,
+        cache_dir=settings.var_dir / "models",
+        bootstrap_dir=settings.model_dir,
+        poll_seconds=settings.model_poll_seconds,
+        shadow=False,  # only scoring workers score with the shadow model
+    )
+    await asyncio.to_thread(models.start)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        enqueue=Enqueuer(
+            make_celery(settings),
+            task_name=NOOP_DECIDE if settings.pipeline_task == "noop" else SCORE_COMMENT,
+        ),
+        redis=client,
+        waiters=waiters,
+        models=models,
+    )
+
+
+async def _close_state(state: AppState) -> None:
+    state.models.stop()
+    await state.waiters.stop()
+    await state.redis.aclose()
+    state.engine.dispose()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.log_level)
-        engine = make_engine(settings.resolved_database_url)
-        # The health check pings an idle subscription, so a half-open connection is noticed.
-        client = aioredis.from_url(
-            redis_url(settings), socket_connect_timeout=2, health_check_interval=15
-        )
-        waiters = DecisionWaiters(client)
-        await waiters.start()
-        with contextlib.suppress(TimeoutError):  # Redis may be down; requests still work
-            await asyncio.wait_for(waiters.subscribed.wait(), timeout=5)
-        sessions = make_session_factory(engine)
-        models = ModelHolder(
-            sessions,
-            cache_dir=settings.var_dir / "models",
-            bootstrap_dir=settings.model_dir,
-            poll_seconds=settings.model_poll_seconds,
-            shadow=False,  # only scoring workers score with the shadow model
-        )
-        await asyncio.to_thread(models.start)
-        app.state.moderation = AppState(
-            settings=settings,
-            engine=engine,
-            sessions=sessions,
-            enqueue=Enqueuer(
-                make_celery(settings),
-                task_name=NOOP_DECIDE if settings.pipeline_task == "noop" else SCORE_COMMENT,
-            ),
-            redis=client,
-            waiters=waiters,
-            models=models,
-        )
+        app.state.moderation = state = await _open_state(settings)
         try:
             yield
         finally:
-            models.stop()
-            await waiters.stop()
-            await client.aclose()
-            engine.dispose()
+            await _close_state(state)
 
     app = FastAPI(
         title="Comment moderation service",

@@ -12,17 +12,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import Session, defer
 
+from service.api.schemas import ReasonIn, RetireIn, RetrainIn, ShadowIn
 from service.core.broker import enqueue_retrain
-from service.core.db import session_scope
+from service.core.errors import ModelNotFound
 from service.core.tables import ModelVersion, Role
 from service.http.deps import AdminKey, ModeratorKey, State
+from service.http.units import in_session
 from service.models.promotion import promote_checked
 from service.models.registry import (
-    ModelNotFound,
     active_version,
     model_events,
     retire,
@@ -42,65 +42,26 @@ VersionPath = Annotated[str, Path(min_length=1, max_length=100)]
 _WITHOUT_ARCHIVE = select(ModelVersion).options(defer(ModelVersion.archive))
 
 
-class ReasonIn(BaseModel):
-    """Why: kept with the alias move in the model events."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(min_length=1, max_length=1000)
-
-
-class RetireIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(default="", max_length=1000)
-
-
-class RetrainIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    site: str | None = Field(
-        default=None, min_length=1, max_length=100, description="Default: the key's site."
-    )
-
-
-class ShadowIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    version: str | None = Field(
-        min_length=1, max_length=100, description="The version to shadow; null stops shadowing."
-    )
-
-
 @router.get("", summary="Every model version, newest first, with the active one marked")
 async def get_models(caller: ModeratorKey, state: State) -> dict[str, Any]:
-    def read() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            active = active_version(session)
-            rows = session.scalars(_WITHOUT_ARCHIVE.order_by(ModelVersion.created_at.desc()))
-            return {"active": active, "versions": [version_view(r, active=active) for r in rows]}
+    def read(session: Session) -> dict[str, Any]:
+        active = active_version(session)
+        rows = session.scalars(_WITHOUT_ARCHIVE.order_by(ModelVersion.created_at.desc()))
+        return {"active": active, "versions": [version_view(r, active=active) for r in rows]}
 
-    return await run_in_threadpool(read)
+    return await in_session(state, read)
 
 
 @router.get("/events", summary="Every move of the active alias (and registrations), newest first")
 async def get_events(caller: ModeratorKey, state: State) -> dict[str, Any]:
-    def read() -> list[dict[str, Any]]:
-        with session_scope(state.sessions) as session:
-            return model_events(session, limit=500)
-
-    return {"events": await run_in_threadpool(read)}
+    return {"events": await in_session(state, lambda session: model_events(session, limit=500))}
 
 
 @router.get("/jobs", summary="Recent retraining jobs, newest first")
 async def get_jobs(caller: ModeratorKey, state: State) -> dict[str, Any]:
     site_id = None if caller.role == Role.ADMIN else caller.site_id
 
-    def read() -> list[dict[str, Any]]:
-        with session_scope(state.sessions) as session:
-            return list_jobs(session, site_id=site_id)
-
-    return {"jobs": await run_in_threadpool(read)}
+    return {"jobs": await in_session(state, lambda session: list_jobs(session, site_id=site_id))}
 
 
 @router.get("/jobs/{job_id}", summary="One retraining job: status, stage, percent, error")
@@ -109,11 +70,7 @@ async def get_one_job(
 ) -> dict[str, Any]:
     site_id = None if caller.role == Role.ADMIN else caller.site_id
 
-    def read() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            return get_job(session, job_id, site_id=site_id)
-
-    return await run_in_threadpool(read)
+    return await in_session(state, lambda session: get_job(session, job_id, site_id=site_id))
 
 
 @router.post(
@@ -127,11 +84,12 @@ async def post_retrain(
     settings = state.settings
     app = state.enqueue.app
 
-    def write() -> dict[str, Any]:
-        site_name = payload.site if payload and payload.site else caller.site_name
-        with session_scope(state.sessions) as session:
-            site_id = get_site(session, site_name).id
-        return request_retrain(
+    site_name = payload.site if payload and payload.site else caller.site_name
+    site_id = await in_session(state, lambda session: get_site(session, site_name).id)
+    # Not one unit of work: the job is committed, enqueued, and failed again if the broker is
+    # away, each step in its own transaction (see request_retrain).
+    job = await run_in_threadpool(
+        lambda: request_retrain(
             state.sessions,
             site_id,
             actor=caller.actor,
@@ -139,60 +97,52 @@ async def post_retrain(
             stale_seconds=settings.retrain_stale_seconds,
             queued_seconds=settings.retrain_queued_seconds,
         )
-
-    job = await run_in_threadpool(write)
+    )
     response.headers["Location"] = f"/v1/models/jobs/{job['id']}"
     return job
 
 
 @router.post("/rollback", summary="Point the active alias back where its last move came from")
 async def post_rollback(payload: ReasonIn, caller: AdminKey, state: State) -> dict[str, Any]:
-    def write() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            return rollback(session, actor=caller.actor, reason=payload.reason)
-
-    return await run_in_threadpool(write)
+    return await in_session(
+        state, lambda session: rollback(session, actor=caller.actor, reason=payload.reason)
+    )
 
 
 @router.put("/shadow", summary="Score live comments with a version in shadow (null: stop)")
 async def put_shadow(payload: ShadowIn, caller: AdminKey, state: State) -> dict[str, Any]:
-    def write() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            return {"shadow": set_shadow(session, payload.version, actor=caller.actor)}
-
-    return await run_in_threadpool(write)
+    shadow = await in_session(
+        state, lambda session: set_shadow(session, payload.version, actor=caller.actor)
+    )
+    return {"shadow": shadow}
 
 
 @router.get("/{version}", summary="One model version: metrics, bias table, data, parameters")
 async def get_model(version: VersionPath, caller: ModeratorKey, state: State) -> dict[str, Any]:
-    def read() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            row = session.scalar(_WITHOUT_ARCHIVE.where(ModelVersion.version == version))
-            if row is None:
-                raise ModelNotFound(f"no model version {version!r}", field="version")
-            return version_view(row, active=active_version(session))
+    def read(session: Session) -> dict[str, Any]:
+        row = session.scalar(_WITHOUT_ARCHIVE.where(ModelVersion.version == version))
+        if row is None:
+            raise ModelNotFound(f"no model version {version!r}", field="version")
+        return version_view(row, active=active_version(session))
 
-    return await run_in_threadpool(read)
+    return await in_session(state, read)
 
 
 @router.post("/{version}/promote", summary="Make a version the active model")
 async def post_promote(
     version: VersionPath, payload: ReasonIn, caller: AdminKey, state: State
 ) -> dict[str, Any]:
-    def write() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            return promote_checked(session, version, actor=caller.actor, reason=payload.reason)
+    def write(session: Session) -> dict[str, Any]:
+        return promote_checked(session, version, actor=caller.actor, reason=payload.reason)
 
-    return await run_in_threadpool(write)
+    return await in_session(state, write)
 
 
 @router.post("/{version}/retire", summary="Take a version out of use for good")
 async def post_retire(
     version: VersionPath, caller: AdminKey, state: State, payload: RetireIn | None = None
 ) -> dict[str, Any]:
-    def write() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            reason = payload.reason if payload else ""
-            return retire(session, version, actor=caller.actor, reason=reason)
-
-    return await run_in_threadpool(write)
+    reason = payload.reason if payload else ""
+    return await in_session(
+        state, lambda session: retire(session, version, actor=caller.actor, reason=reason)
+    )

@@ -6,13 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from service.api.schemas import AuthorTrustIn, BulkReviewIn, ClaimOut, QueueOut, ReviewIn, ReviewOut
-from service.core.broker import enqueue_webhooks
-from service.core.db import session_scope
 from service.http.deps import ModeratorKey, SiteId, State
-from service.http.state import AppState
+from service.http.followups import send_review_webhooks
+from service.http.units import in_session
 from service.moderation.authors import author_view, set_author_trust
 from service.moderation.review_queue import QueueFilters, claim_items, list_queue
 from service.moderation.reviews import Reviewed, comment_history, review_comment, review_many
@@ -21,12 +20,6 @@ from service.moderation.stats import site_stats
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["moderation"])
-
-
-def _after_commit(state: AppState, reviewed: list[Reviewed]) -> None:
-    ids = [d for r in reviewed for d in r.delivery_ids]
-    if ids:  # the beat task sends them later if the broker is away now
-        enqueue_webhooks(state.enqueue.app, ids)
 
 
 def _review_out(reviewed: Reviewed) -> dict[str, Any]:
@@ -51,14 +44,11 @@ async def get_queue(
 ) -> dict[str, Any]:
     filters = QueueFilters(article_id, section, author_id, reason, attribute, since, until)
 
-    def read() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            page = list_queue(
-                session, site_id, filters=filters, sort=sort, limit=limit, cursor=cursor
-            )
-            return {"items": page.items, "next_cursor": page.next_cursor}
+    def read(session: Session) -> dict[str, Any]:
+        page = list_queue(session, site_id, filters=filters, sort=sort, limit=limit, cursor=cursor)
+        return {"items": page.items, "next_cursor": page.next_cursor}
 
-    return await run_in_threadpool(read)
+    return await in_session(state, read)
 
 
 @router.post("/queue/claim", response_model=ClaimOut, summary="Lease held comments to review")
@@ -70,40 +60,33 @@ async def claim(
 ) -> dict[str, Any]:
     seconds = state.settings.claim_seconds
 
-    def write() -> list[dict[str, Any]]:
-        with session_scope(state.sessions) as session:
-            return claim_items(
-                session,
-                site_id,
-                caller.key_id,
-                limit=limit,
-                claim_seconds=seconds,
-                actor=caller.actor,
-            )
+    def write(session: Session) -> list[dict[str, Any]]:
+        return claim_items(
+            session, site_id, caller.key_id, limit=limit, claim_seconds=seconds, actor=caller.actor
+        )
 
-    return {"items": await run_in_threadpool(write), "claim_seconds": seconds}
+    return {"items": await in_session(state, write), "claim_seconds": seconds}
 
 
 @router.post("/comments/{comment_id}/review", response_model=ReviewOut, summary="Approve or reject")
 async def review(
     comment_id: str, payload: ReviewIn, caller: ModeratorKey, site_id: SiteId, state: State
 ) -> dict[str, Any]:
-    def write() -> Reviewed:
-        with session_scope(state.sessions) as session:
-            return review_comment(
-                session,
-                site_id,
-                comment_id,
-                key_id=caller.key_id,
-                actor=caller.actor,
-                action=payload.action,
-                reason=payload.reason,
-                note=payload.note,
-                version=payload.version,
-            )
+    def write(session: Session) -> list[Reviewed]:
+        reviewed = review_comment(
+            session,
+            site_id,
+            comment_id,
+            key_id=caller.key_id,
+            actor=caller.actor,
+            action=payload.action,
+            reason=payload.reason,
+            note=payload.note,
+            version=payload.version,
+        )
+        return [reviewed]
 
-    reviewed = await run_in_threadpool(write)
-    await run_in_threadpool(_after_commit, state, [reviewed])
+    [reviewed] = await in_session(state, write, after_commit=send_review_webhooks(state))
     return _review_out(reviewed)
 
 
@@ -111,21 +94,19 @@ async def review(
 async def bulk_review(
     payload: BulkReviewIn, caller: ModeratorKey, site_id: SiteId, state: State
 ) -> dict[str, Any]:
-    def write() -> list[Reviewed]:
-        with session_scope(state.sessions) as session:
-            return review_many(
-                session,
-                site_id,
-                payload.ids,
-                key_id=caller.key_id,
-                actor=caller.actor,
-                action=payload.action,
-                reason=payload.reason,
-                note=payload.note,
-            )
+    def write(session: Session) -> list[Reviewed]:
+        return review_many(
+            session,
+            site_id,
+            payload.ids,
+            key_id=caller.key_id,
+            actor=caller.actor,
+            action=payload.action,
+            reason=payload.reason,
+            note=payload.note,
+        )
 
-    reviewed = await run_in_threadpool(write)
-    await run_in_threadpool(_after_commit, state, reviewed)
+    reviewed = await in_session(state, write, after_commit=send_review_webhooks(state))
     return {"reviewed": len(reviewed), "items": [_review_out(r) for r in reviewed]}
 
 
@@ -133,35 +114,27 @@ async def bulk_review(
 async def history(
     comment_id: str, caller: ModeratorKey, site_id: SiteId, state: State
 ) -> dict[str, Any]:
-    def read() -> list[dict[str, Any]]:
-        with session_scope(state.sessions) as session:
-            return comment_history(session, site_id, comment_id)
-
-    return {"id": comment_id, "events": await run_in_threadpool(read)}
+    events = await in_session(state, lambda session: comment_history(session, site_id, comment_id))
+    return {"id": comment_id, "events": events}
 
 
 @router.get("/authors/{author_id:path}", summary="An author's trust and history")
 async def get_author(
     author_id: str, caller: ModeratorKey, site_id: SiteId, state: State
 ) -> dict[str, Any]:
-    def read() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            return author_view(session, site_id, author_id)
-
-    return await run_in_threadpool(read)
+    return await in_session(state, lambda session: author_view(session, site_id, author_id))
 
 
 @router.post("/authors/{author_id:path}", summary="Mark an author trusted, premoderated or banned")
 async def post_author(
     author_id: str, payload: AuthorTrustIn, caller: ModeratorKey, site_id: SiteId, state: State
 ) -> dict[str, Any]:
-    def write() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            return set_author_trust(
-                session, site_id, author_id, payload.trust, actor=caller.actor, note=payload.note
-            )
+    def write(session: Session) -> dict[str, Any]:
+        return set_author_trust(
+            session, site_id, author_id, payload.trust, actor=caller.actor, note=payload.note
+        )
 
-    return await run_in_threadpool(write)
+    return await in_session(state, write)
 
 
 @router.get("/stats", summary="Queue size, hold rate, review time, overturn rate")
@@ -171,8 +144,4 @@ async def stats(
     state: State,
     hours: Annotated[int, Query(ge=1, le=24 * 31)] = 24,
 ) -> dict[str, Any]:
-    def read() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            return site_stats(session, site_id, hours=hours)
-
-    return await run_in_threadpool(read)
+    return await in_session(state, lambda session: site_stats(session, site_id, hours=hours))

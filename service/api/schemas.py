@@ -8,25 +8,36 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from classifier.attributes import Attribute
 from service.comments.schemas import no_nul
 from service.core.tables import ReasonCode, ReviewActionName
+from service.webhooks.config import MIN_SECRET_LENGTH
 
 __all__ = [
+    "AttemptOut",
     "AuthorTrustIn",
     "BulkReviewIn",
     "ClaimOut",
     "CommentOut",
     "DecisionOut",
+    "DeliveriesOut",
+    "DeliveryOut",
     "ErrorOut",
     "KeyIn",
     "PolicyIn",
     "QueueOut",
+    "ReasonIn",
+    "RetireIn",
+    "RetrainIn",
     "ReviewIn",
     "ReviewOut",
     "ScoreIn",
     "ScoreOut",
+    "ShadowIn",
     "SiteIn",
     "SubmitOut",
+    "WebhookIn",
+    "WebhookOut",
 ]
 
 
@@ -169,10 +180,7 @@ class PolicyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    thresholds: dict[
-        Literal["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"],
-        float,
-    ] = Field(default_factory=dict)
+    thresholds: dict[Attribute, float] = Field(default_factory=dict)
     unsupported_language: Literal["hold", "approve"] | None = None
     trusted_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
 
@@ -183,3 +191,90 @@ class PolicyIn(BaseModel):
         if bad:
             raise ValueError(f"thresholds must be between 0 and 1: {', '.join(bad)}")
         return value
+
+
+# -- the model registry and retraining (service/api/models.py) --
+
+
+class ReasonIn(BaseModel):
+    """Why: kept with the alias move in the model events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class RetireIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=1000)
+
+
+class RetrainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    site: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Default: the key's site."
+    )
+
+
+class ShadowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str | None = Field(
+        min_length=1, max_length=100, description="The version to shadow; null stops shadowing."
+    )
+
+
+# -- a site's webhook and its deliveries (service/api/webhooks.py) --
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        min_length=1, max_length=2000, description="http(s) URL of the site backend's receiver."
+    )
+    secret: str | None = Field(
+        default=None,
+        min_length=MIN_SECRET_LENGTH,
+        max_length=200,
+        description="Signing secret. Omitted: the current one is kept, or one is generated.",
+    )
+
+
+class WebhookOut(BaseModel):
+    site: str
+    url: str | None
+    secret_set: bool
+    secret: str | None = Field(
+        default=None,
+        description="Only when this request generated it: store it now, it is never shown again.",
+    )
+
+
+class AttemptOut(BaseModel):
+    number: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event: str
+    comment_id: str | None
+    url: str
+    status: Literal["pending", "sending", "delivered", "failed"]
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+    attempts: list[AttemptOut]
+
+
+class DeliveriesOut(BaseModel):
+    deliveries: list[DeliveryOut]

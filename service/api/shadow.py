@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
-from service.core.db import session_scope
 from service.core.errors import Forbidden
 from service.core.tables import Role
 from service.http.deps import ModeratorKey, State
+from service.http.units import in_session
 from service.models.shadow import shadow_report
 from service.sites.sites import get_site
 
@@ -36,14 +36,13 @@ async def get_shadow_report(
     if caller.role != Role.ADMIN and site not in (None, caller.site_name):
         raise Forbidden("only an admin key may read another site", field="site")
 
-    def read() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            if caller.role != Role.ADMIN:
-                site_id, site_name = caller.site_id, caller.site_name
-            elif site is not None:
-                site_id, site_name = get_site(session, site).id, site
-            else:
-                site_id, site_name = None, None
-            return {"site": site_name, **shadow_report(session, version, site_id=site_id)}
+    def read(session: Session) -> dict[str, Any]:
+        if caller.role != Role.ADMIN:
+            site_id, site_name = caller.site_id, caller.site_name
+        elif site is not None:
+            site_id, site_name = get_site(session, site).id, site
+        else:
+            site_id, site_name = None, None
+        return {"site": site_name, **shadow_report(session, version, site_id=site_id)}
 
-    return await run_in_threadpool(read)
+    return await in_session(state, read)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
-from service.core.db import session_scope
+from service.api.schemas import DeliveriesOut, WebhookIn, WebhookOut
 from service.http.deps import AdminKey, ModeratorKey, SiteId, State
+from service.http.units import in_session
 from service.webhooks.config import (
-    MIN_SECRET_LENGTH,
     WebhookConfig,
     get_webhook,
     remove_webhook,
@@ -25,57 +23,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 SiteName = Annotated[str, Path(min_length=1, max_length=100, description="The site's name.")]
-
-
-class WebhookIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(
-        min_length=1, max_length=2000, description="http(s) URL of the site backend's receiver."
-    )
-    secret: str | None = Field(
-        default=None,
-        min_length=MIN_SECRET_LENGTH,
-        max_length=200,
-        description="Signing secret. Omitted: the current one is kept, or one is generated.",
-    )
-
-
-class WebhookOut(BaseModel):
-    site: str
-    url: str | None
-    secret_set: bool
-    secret: str | None = Field(
-        default=None,
-        description="Only when this request generated it: store it now, it is never shown again.",
-    )
-
-
-class AttemptOut(BaseModel):
-    number: int
-    started_at: datetime
-    duration_ms: float
-    status_code: int | None
-    error: str | None
-
-
-class DeliveryOut(BaseModel):
-    id: str
-    event: str
-    comment_id: str | None
-    url: str
-    status: Literal["pending", "sending", "delivered", "failed"]
-    next_attempt_at: datetime
-    last_status_code: int | None
-    last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
-    payload: dict[str, Any]
-    attempts: list[AttemptOut]
-
-
-class DeliveriesOut(BaseModel):
-    deliveries: list[DeliveryOut]
 
 
 def _config_view(config: WebhookConfig) -> dict[str, Any]:
@@ -134,20 +81,19 @@ async def put_webhook(
 ) -> dict[str, Any]:
     origins = _service_origins(request, state)
 
-    def write() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            config = set_webhook(
-                session,
-                site,
-                url=payload.url,
-                secret=payload.secret,
-                actor=caller.actor,
-                service_origins=origins,
-                api_port=state.settings.api_port,
-            )
-            return _config_view(config)
+    def write(session: Session) -> dict[str, Any]:
+        config = set_webhook(
+            session,
+            site,
+            url=payload.url,
+            secret=payload.secret,
+            actor=caller.actor,
+            service_origins=origins,
+            api_port=state.settings.api_port,
+        )
+        return _config_view(config)
 
-    return await run_in_threadpool(write)
+    return await in_session(state, write)
 
 
 @router.get(
@@ -156,22 +102,20 @@ async def put_webhook(
     summary="A site's webhook URL and whether a secret is set (admin)",
 )
 async def read_webhook(site: SiteName, caller: AdminKey, state: State) -> dict[str, Any]:
-    def read() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            return _config_view(get_webhook(session, site))
+    def read(session: Session) -> dict[str, Any]:
+        return _config_view(get_webhook(session, site))
 
-    return await run_in_threadpool(read)
+    return await in_session(state, read)
 
 
 @router.delete(
     "/sites/{site}/webhook", status_code=204, summary="Stop sending a site's events (admin)"
 )
 async def delete_webhook(site: SiteName, caller: AdminKey, state: State) -> Response:
-    def write() -> None:
-        with session_scope(state.sessions) as session:
-            remove_webhook(session, site, actor=caller.actor)
+    def write(session: Session) -> None:
+        remove_webhook(session, site, actor=caller.actor)
 
-    await run_in_threadpool(write)
+    await in_session(state, write)
     return Response(status_code=204)
 
 
@@ -188,11 +132,10 @@ async def get_deliveries(
     status: Literal["pending", "sending", "delivered", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    def read() -> dict[str, Any]:
-        with session_scope(state.sessions) as session:
-            records = list_deliveries(
-                session, site_id, comment_id=comment_id, status=status, limit=limit
-            )
-            return {"deliveries": [_delivery_view(r) for r in records]}
+    def read(session: Session) -> dict[str, Any]:
+        records = list_deliveries(
+            session, site_id, comment_id=comment_id, status=status, limit=limit
+        )
+        return {"deliveries": [_delivery_view(r) for r in records]}
 
-    return await run_in_threadpool(read)
+    return await in_session(state, read)

@@ -43,55 +43,54 @@ REVIEW_BIAS_NOTE = (
 )
 
 
+DataOption = Annotated[
+    Path | None, typer.Option("--data", help="Labelled CSV(.gz) with comment_text.")
+]
+TargetRecallOption = Annotated[
+    float | None,
+    typer.Option("--target-recall", help="Per attribute: highest threshold with recall >= R."),
+]
+MaxHoldRateOption = Annotated[
+    float | None,
+    typer.Option("--max-hold-rate", help="Per attribute: lowest threshold holding <= H."),
+]
+FromReviewsOption = Annotated[
+    bool,
+    typer.Option(
+        "--from-reviews",
+        help="Learn from a site's moderator decisions (its labels) instead of a file.",
+    ),
+]
+SiteOption = Annotated[
+    str | None, typer.Option("--site", help="With --from-reviews: the site's name.")
+]
+TargetPrecisionOption = Annotated[
+    float | None,
+    typer.Option(
+        "--target-precision",
+        help="With --from-reviews: lowest threshold whose holds are >= P rejected "
+        f"(default {DEFAULT_TARGET_PRECISION}).",
+    ),
+]
+
+
 def calibrate_command(
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Labelled CSV(.gz) with comment_text.")
-    ] = None,
-    target_recall: Annotated[
-        float | None,
-        typer.Option("--target-recall", help="Per attribute: highest threshold with recall >= R."),
-    ] = None,
-    max_hold_rate: Annotated[
-        float | None,
-        typer.Option("--max-hold-rate", help="Per attribute: lowest threshold holding <= H."),
-    ] = None,
+    data: DataOption = None,
+    target_recall: TargetRecallOption = None,
+    max_hold_rate: MaxHoldRateOption = None,
     model_dir: ModelOption = None,
-    from_reviews: Annotated[
-        bool,
-        typer.Option(
-            "--from-reviews",
-            help="Learn from a site's moderator decisions (its labels) instead of a file.",
-        ),
-    ] = False,
-    site: Annotated[
-        str | None, typer.Option("--site", help="With --from-reviews: the site's name.")
-    ] = None,
-    target_precision: Annotated[
-        float | None,
-        typer.Option(
-            "--target-precision",
-            help="With --from-reviews: lowest threshold whose holds are >= P rejected "
-            f"(default {DEFAULT_TARGET_PRECISION}).",
-        ),
-    ] = None,
+    from_reviews: FromReviewsOption = False,
+    site: SiteOption = None,
+    target_precision: TargetPrecisionOption = None,
 ) -> None:
     """Propose per-attribute hold thresholds: from a labelled file and a target recall or a
     maximum hold rate, or (--from-reviews) from a site's moderator decisions and a target
     precision of holds."""
     if from_reviews or site is not None or target_precision is not None:
-        if not from_reviews:
-            raise fail("--site and --target-precision go with --from-reviews")
-        if data is not None or target_recall is not None or max_hold_rate is not None:
-            raise fail(
-                "--from-reviews takes --site and --target-precision, "
-                "not --data, --target-recall or --max-hold-rate"
-            )
-        if site is None:
-            raise fail("--from-reviews needs --site NAME")
-        precision = DEFAULT_TARGET_PRECISION if target_precision is None else target_precision
-        if not 0.0 < precision <= 1.0:
-            raise fail(f"--target-precision must be in (0, 1], got {precision}")
-        _calibrate_from_reviews(site, target_precision=precision, model_dir=model_dir)
+        reviewed_site, precision = _review_options(
+            from_reviews, site, target_precision, file_options=(data, target_recall, max_hold_rate)
+        )
+        _calibrate_from_reviews(reviewed_site, target_precision=precision, model_dir=model_dir)
         return
     if data is None:
         raise fail("give --data FILE (or --from-reviews --site NAME)")
@@ -108,6 +107,29 @@ def calibrate_command(
         goal=f"{goal_name} {goal:g}",
         model_dir=model_dir,
     )
+
+
+def _review_options(
+    from_reviews: bool,
+    site: str | None,
+    target_precision: float | None,
+    *,
+    file_options: tuple[object, ...],
+) -> tuple[str, float]:
+    """The site and target precision of --from-reviews, or exit 2 naming the wrong option."""
+    if not from_reviews:
+        raise fail("--site and --target-precision go with --from-reviews")
+    if any(option is not None for option in file_options):
+        raise fail(
+            "--from-reviews takes --site and --target-precision, "
+            "not --data, --target-recall or --max-hold-rate"
+        )
+    if site is None:
+        raise fail("--from-reviews needs --site NAME")
+    precision = DEFAULT_TARGET_PRECISION if target_precision is None else target_precision
+    if not 0.0 < precision <= 1.0:
+        raise fail(f"--target-precision must be in (0, 1], got {precision}")
+    return site, precision
 
 
 def _calibrate_from_file(
@@ -127,7 +149,7 @@ def _calibrate_from_file(
     if not proposal.chosen:
         raise fail(f"no threshold meets {goal} on {data.name}")
     console = Console()
-    title = f"proposed thresholds — {data.name} — {model.version}"
+    title = f"proposed thresholds — {data.name} — {model.version_}"
     console.print(rows_table(title, proposal.rows()))
     # The settings are read only when some attribute keeps its current threshold.
     current = service_thresholds() if proposal.unproposed else None
@@ -151,6 +173,7 @@ def _review_data(site: str, model_dir: Path | None) -> ScoredReviews:
         require_enough_reviews,
         score_reviews,
     )
+    from service.models.scoring import ModelScorer
 
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
@@ -160,7 +183,7 @@ def _review_data(site: str, model_dir: Path | None) -> ScoredReviews:
             reviews = read_site_reviews(session, site, default_thresholds=settings.thresholds)
         require_enough_reviews(reviews)
         if model_dir is not None:
-            scorer: ReviewScorer = load(model_dir)
+            scorer: ReviewScorer = ModelScorer(load(model_dir))
         else:
             holder = ModelHolder(
                 sessions,

@@ -58,7 +58,7 @@ def api() -> None:
 
 @app.command()
 def worker(queue: str = "scoring") -> None:
-    """Run one worker process: `scoring` (solo pool) or `webhooks` (a thread pool)."""
+    """Run one worker process: `scoring` (solo pool), `webhooks` (a thread pool) or `training`."""
     from service.cli.up import worker_command
 
     args = worker_command(queue=queue, loglevel=get_settings().log_level)

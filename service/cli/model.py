@@ -99,7 +99,7 @@ def train_command(
     for title, rows in report["metrics"].items():
         console.print(rows_table(title, rows))
     console.print(_threshold_grid(report["threshold_table"]))
-    console.print(f"trained in {report['training_seconds']:.1f} s; wrote {out} ({model.version})")
+    console.print(f"trained in {report['training_seconds']:.1f} s; wrote {out} ({model.version_})")
 
 
 def _bias_table(report: BiasReport) -> Table:
@@ -129,7 +129,7 @@ def _print_bias(console: Console, model: ToxicityModel, threshold: float | None)
     hold = service_thresholds() if threshold is None else dict.fromkeys(ATTRIBUTES, threshold)
     report = bias_at(model, hold)
     console.print(_bias_table(report))
-    console.print(rows_table(f"bias summary — {model.version}", summary_rows(report)))
+    console.print(rows_table(f"bias summary — {model.version_}", summary_rows(report)))
     over = offenders(report)
     limit = f"{100 * report.max_fpr:g}%"
     if over:
@@ -177,16 +177,16 @@ def evaluate_command(
     if corpus is not None and data is not None:
         proba = model.predict_proba(corpus.texts)
         metrics = attribute_metrics(corpus.labels, proba)
-        console.print(rows_table(f"{data.name} — {model.version}", metrics))
+        console.print(rows_table(f"{data.name} — {model.version_}", metrics))
         console.print(_threshold_grid(threshold_table(corpus.labels, proba)))
         if report_dir is not None:
             index = write_report(
                 corpus.labels,
                 proba,
                 report_dir,
-                title=f"{data.name} — {model.version}",
+                title=f"{data.name} — {model.version_}",
                 thresholds=service_thresholds(),
-                notes=[f"{len(corpus)} comments from {data.name}; model {model.version}."],
+                notes=[f"{len(corpus)} comments from {data.name}; model {model.version_}."],
             )
             console.print(f"wrote {index}")
     if bias:
@@ -202,7 +202,7 @@ def score_command(
     scores = model.score(text)
     console = Console()
     rows = [{"attribute": k, "score": v} for k, v in scores.items()]
-    console.print(rows_table(model.version, rows))
+    console.print(rows_table(model.version_, rows))
     top = max(scores, key=scores.__getitem__)
     spans = model.explain(text, top)
     console.print(
@@ -268,7 +268,7 @@ def score_file_command(
         partial.unlink(missing_ok=True)
         raise fail(f"{input_file.name} has no rows to score")
     partial.replace(out)
-    Console(stderr=True).print(f"scored {rows_written} rows with {model.version} -> {out}")
+    Console(stderr=True).print(f"scored {rows_written} rows with {model.version_} -> {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -104,9 +104,8 @@ class _Processes:
                 process.kill()
 
 
-def run_all(settings: Settings) -> int:
-    """Start Redis (embedded unless configured), migrate, then workers, beat and API."""
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+def _child_env(settings: Settings) -> tuple[dict[str, str], EmbeddedRedis | None]:
+    """The children's environment, and the embedded Redis started for them when none is set."""
     env = dict(os.environ)
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
@@ -116,6 +115,40 @@ def run_all(settings: Settings) -> int:
     env["MODERATION_VAR_DIR"] = str(settings.var_dir.resolve())
     if not settings.database_url:
         env["MODERATION_DATABASE_URL"] = settings.resolved_database_url
+    return env, embedded
+
+
+def _start_children(processes: _Processes, settings: Settings, env: dict[str, str]) -> None:
+    processes.start("worker", worker_command(loglevel="WARNING"), env)
+    processes.start("webhook worker", worker_command(queue=WEBHOOK_QUEUE, loglevel="WARNING"), env)
+    processes.start(
+        "training worker", worker_command(queue=TRAINING_QUEUE, loglevel="WARNING"), env
+    )
+    processes.start("beat", beat_command(settings), env)
+    processes.start("api", api_command(settings), env)
+
+
+def _print_welcome(settings: Settings, keys: dict[str, str]) -> None:
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    console.print(
+        f"\n[bold]Moderation service[/bold] is starting\n"
+        f"  API:   {base}\n  Docs:  {base}/docs\n"
+        f"  Moderators: {base}/moderate (sign in with the moderator key)\n"
+        f"  Site [bold]{DEMO_SITE}[/bold] submitter key: {keys[Role.SUBMITTER]}\n"
+        f"  Site [bold]{DEMO_SITE}[/bold] moderator key: {keys[Role.MODERATOR]}\n"
+        f"  Try:   curl -s -X POST '{base}/v1/comments?wait_ms=2000' "
+        f"-H 'Authorization: Bearer {keys[Role.SUBMITTER]}' "
+        "-H 'Content-Type: application/json' "
+        '-d \'{"external_id":"c1","article_id":"a1","author_id":"u1","text":"Thanks!"}\'\n'
+        "Press Ctrl-C to stop.\n",
+        soft_wrap=True,
+    )
+
+
+def run_all(settings: Settings) -> int:
+    """Start Redis (embedded unless configured), migrate, then workers, beat and API."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    env, embedded = _child_env(settings)
     processes = _Processes()
     stopping = False
 
@@ -128,29 +161,8 @@ def run_all(settings: Settings) -> int:
     try:
         upgrade_database(settings.resolved_database_url)
         keys = demo_keys(settings)
-        processes.start("worker", worker_command(loglevel="WARNING"), env)
-        processes.start(
-            "webhook worker", worker_command(queue=WEBHOOK_QUEUE, loglevel="WARNING"), env
-        )
-        processes.start(
-            "training worker", worker_command(queue=TRAINING_QUEUE, loglevel="WARNING"), env
-        )
-        processes.start("beat", beat_command(settings), env)
-        processes.start("api", api_command(settings), env)
-        base = f"http://{settings.api_host}:{settings.api_port}"
-        console.print(
-            f"\n[bold]Moderation service[/bold] is starting\n"
-            f"  API:   {base}\n  Docs:  {base}/docs\n"
-            f"  Moderators: {base}/moderate (sign in with the moderator key)\n"
-            f"  Site [bold]{DEMO_SITE}[/bold] submitter key: {keys[Role.SUBMITTER]}\n"
-            f"  Site [bold]{DEMO_SITE}[/bold] moderator key: {keys[Role.MODERATOR]}\n"
-            f"  Try:   curl -s -X POST '{base}/v1/comments?wait_ms=2000' "
-            f"-H 'Authorization: Bearer {keys[Role.SUBMITTER]}' "
-            "-H 'Content-Type: application/json' "
-            '-d \'{"external_id":"c1","article_id":"a1","author_id":"u1","text":"Thanks!"}\'\n'
-            "Press Ctrl-C to stop.\n",
-            soft_wrap=True,
-        )
+        _start_children(processes, settings, env)
+        _print_welcome(settings, keys)
         while not stopping:
             dead = processes.first_dead()
             if dead is not None:

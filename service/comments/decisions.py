@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
+from service.comments.views import status_view
+from service.core.db import rowcount
 from service.core.tables import Comment, CommentStatus, Decision, Site, utcnow
-from service.models.shadow import ShadowItem, record_shadow, score_shadow
+from service.models.shadow import ShadowBatch, ShadowItem, record_shadow, score_shadow
 from service.rules.language import UNDETERMINED, LanguageGuess, detect_language
 from service.rules.policy import (
     LanguageAction,
@@ -36,7 +39,6 @@ __all__ = [
     "Scorer",
     "decide_comments",
     "decide_pending",
-    "decision_payload",
     "pending_batch",
 ]
 
@@ -53,10 +55,14 @@ class SpanLike(Protocol):
 
 
 class Scorer(Protocol):
-    """What deciding needs of a model (classifier.ToxicityModel is one)."""
+    """What deciding needs of a model (service.models.scoring.ModelScorer is one)."""
 
-    version: str
-    attributes: Sequence[str]
+    # Read-only members: a class attribute of any sequence type (a tuple) or a property fits.
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def attributes(self) -> Sequence[str]: ...
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -157,6 +163,123 @@ def _verdict(
         return {}, Verdict("hold", [{"code": Reason.SCORING_ERROR, "detail": str(exc)[:200]}])
 
 
+def _load_pending(
+    session: Session, comment_ids: Sequence[str]
+) -> Sequence[Row[Comment, dict[str, Any], str | None, str]]:
+    """Those of the comments still pending, each with its site's policy, webhook url and name."""
+    return session.execute(
+        select(Comment, Site.policy, Site.webhook_url, Site.name)
+        .join(Site, Site.id == Comment.site_id)
+        .where(Comment.id.in_(comment_ids), Comment.status == CommentStatus.PENDING)
+    ).all()
+
+
+def _shadow_batch(
+    shadow: Scorer | None,
+    scorer: Scorer,
+    comments: Sequence[Comment],
+    policies: Sequence[Policy],
+    scored: Sequence[int],
+) -> ShadowBatch | None:
+    """The shadow's verdicts on the comments the model scores, unless it is the model itself."""
+    if shadow is None or not scored or shadow.version == scorer.version:
+        return None
+    items = [
+        ShadowItem(comments[i].id, comments[i].text, policies[i], comments[i].author.trust)
+        for i in scored
+    ]
+    return score_shadow(shadow, items)  # never raises: a broken shadow is logged
+
+
+def _judge(
+    scorer: Scorer,
+    comments: Sequence[Comment],
+    policies: Sequence[Policy],
+    *,
+    shadow: Scorer | None,
+) -> tuple[list[tuple[dict[str, float], Verdict]], ShadowBatch | None]:
+    """Each comment's scores and verdict, and the shadow's: all the slow work, no write."""
+    routed = [
+        author_verdict(comment.author.trust) or language_verdict(policy, _language(comment.text))
+        for comment, policy in zip(comments, policies, strict=True)
+    ]
+    scored = [i for i, verdict in enumerate(routed) if verdict is None]
+    rows_scored = _probabilities(scorer, [comments[i].text for i in scored]) if scored else []
+    probabilities = dict(zip(scored, rows_scored, strict=True))
+    shadowed = _shadow_batch(shadow, scorer, comments, policies, scored)
+    verdicts: list[tuple[dict[str, float], Verdict]] = []
+    for i, (comment, policy, verdict) in enumerate(zip(comments, policies, routed, strict=True)):
+        if verdict is not None:  # banned, or another language: scores would mean nothing
+            verdicts.append(({}, verdict))
+        else:
+            trust = comment.author.trust
+            verdicts.append(_verdict(scorer, comment.text, probabilities[i], policy, trust))
+    return verdicts, shadowed
+
+
+def _record_decided(
+    session: Session, comment: Comment, decision: Decision, *, status: str, webhook: tuple[str, str]
+) -> str:
+    """The comment.decided delivery to the site's webhook (url, site name); its id."""
+    url, site_name = webhook
+    view = status_view(comment.id, comment.external_id, status=status, decision=decision)
+    return record_event(
+        session,
+        site_id=comment.site_id,
+        url=url,
+        event=COMMENT_DECIDED,
+        comment_id=comment.id,
+        data={"comment": view},
+        site_name=site_name,
+    )
+
+
+def _store(
+    session: Session,
+    comment: Comment,
+    scores: dict[str, float],
+    verdict: Verdict,
+    *,
+    model_version: str,
+    now: datetime,
+    webhook: tuple[str, str] | None,
+) -> Decided | None:
+    """Move the comment out of pending and add its decision; None if another worker did first."""
+    moved = session.execute(
+        update(Comment)
+        .where(Comment.id == comment.id, Comment.status == CommentStatus.PENDING)
+        .values(
+            status=verdict.status,
+            updated_at=now,
+            version=Comment.version + 1,
+            score=max(scores.values(), default=0.0),
+            reason_tags=reason_tags(verdict.reasons),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(moved) != 1:
+        return None
+    decision = Decision(
+        comment_id=comment.id,
+        action=verdict.action,
+        scores=scores,
+        reasons=verdict.reasons,
+        model_version=model_version,
+        # Submission to decision: what the site's reader actually waited.
+        latency_ms=round((now - comment.created_at).total_seconds() * 1000, 3),
+        decided_at=now,
+    )
+    session.add(decision)
+    delivery_id = None
+    if webhook is not None:
+        delivery_id = _record_decided(
+            session, comment, decision, status=verdict.status, webhook=webhook
+        )
+    return Decided(
+        comment.id, comment.site_id, comment.external_id, verdict.status, decision, delivery_id
+    )
+
+
 def decide_comments(
     session: Session,
     comment_ids: Sequence[str],
@@ -178,114 +301,31 @@ def decide_comments(
     """
     if not comment_ids:
         return []
-    found = session.execute(
-        select(Comment, Site.policy, Site.webhook_url, Site.name)
-        .join(Site, Site.id == Comment.site_id)
-        .where(Comment.id.in_(comment_ids), Comment.status == CommentStatus.PENDING)
-    ).all()
+    found = _load_pending(session, comment_ids)
     if not found:
         return []
-    webhooks = {c.id: (url, name) for c, _, url, name in found if url is not None}
-    rows = [(comment, site_policy) for comment, site_policy, _, _ in found]
+    comments = [comment for comment, _, _, _ in found]
+    # Each comment's site webhook (url, site name), None where the site has none.
+    hooks = [(url, name) if url is not None else None for _, _, url, name in found]
     policies = [
         policy_for_site(
             default_thresholds, site_policy or {}, unsupported_language=unsupported_language
         )
-        for _, site_policy in rows
+        for _, site_policy, _, _ in found
     ]
     # Everything slow happens before the first write: on SQLite the first UPDATE takes the
     # database's only write lock, and intake must not wait behind the model.
-    routed = [
-        author_verdict(comment.author.trust) or language_verdict(policy, _language(comment.text))
-        for (comment, _), policy in zip(rows, policies, strict=True)
-    ]
-    scored = [i for i, verdict in enumerate(routed) if verdict is None]
-    rows_scored = _probabilities(scorer, [rows[i][0].text for i in scored]) if scored else []
-    probabilities = dict(zip(scored, rows_scored, strict=True))
-    shadowed = None
-    if shadow is not None and scored and shadow.version != scorer.version:
-        items = [
-            ShadowItem(rows[i][0].id, rows[i][0].text, policies[i], rows[i][0].author.trust)
-            for i in scored
-        ]
-        shadowed = score_shadow(shadow, items)  # never raises: a broken shadow is logged
-    verdicts: list[tuple[dict[str, float], Verdict]] = []
-    for i, ((comment, _), policy, verdict) in enumerate(zip(rows, policies, routed, strict=True)):
-        if verdict is not None:  # banned, or another language: scores would mean nothing
-            verdicts.append(({}, verdict))
-        else:
-            trust = comment.author.trust
-            verdicts.append(_verdict(scorer, comment.text, probabilities[i], policy, trust))
+    verdicts, shadowed = _judge(scorer, comments, policies, shadow=shadow)
     now = utcnow()
-    decided: list[Decided] = []
-    for (comment, _), (scores, verdict) in zip(rows, verdicts, strict=True):
-        moved = session.execute(
-            update(Comment)
-            .where(Comment.id == comment.id, Comment.status == CommentStatus.PENDING)
-            .values(
-                status=verdict.status,
-                updated_at=now,
-                version=Comment.version + 1,
-                score=max(scores.values(), default=0.0),
-                reason_tags=reason_tags(verdict.reasons),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount != 1:  # another worker got there first
-            continue
-        decision = Decision(
-            comment_id=comment.id,
-            action=verdict.action,
-            scores=scores,
-            reasons=verdict.reasons,
-            model_version=scorer.version,
-            # Submission to decision: what the site's reader actually waited.
-            latency_ms=round((now - comment.created_at).total_seconds() * 1000, 3),
-            decided_at=now,
-        )
-        session.add(decision)
-        delivery_id = None
-        if comment.id in webhooks:
-            url, site_name = webhooks[comment.id]
-            comment_data = {
-                "id": comment.id,
-                "external_id": comment.external_id,
-                "status": verdict.status,
-                "decision": decision_payload(decision),
-            }
-            delivery_id = record_event(
-                session,
-                site_id=comment.site_id,
-                url=url,
-                event=COMMENT_DECIDED,
-                comment_id=comment.id,
-                data={"comment": comment_data},
-                site_name=site_name,
-            )
-        decided.append(
-            Decided(
-                comment.id,
-                comment.site_id,
-                comment.external_id,
-                verdict.status,
-                decision,
-                delivery_id,
-            )
-        )
+    stored = (
+        _store(session, c, scores, verdict, now=now, model_version=scorer.version, webhook=hook)
+        for c, (scores, verdict), hook in zip(comments, verdicts, hooks, strict=True)
+    )
+    decided = [d for d in stored if d is not None]
     session.flush()
     if shadowed is not None:
         record_shadow(session, shadowed, decided={d.comment_id for d in decided})
     return decided
-
-
-def decision_payload(decision: Decision) -> dict[str, Any]:
-    return {
-        "action": decision.action,
-        "scores": decision.scores,
-        "reasons": decision.reasons,
-        "model_version": decision.model_version,
-        "decided_at": decision.decided_at.isoformat(),
-    }
 
 
 def decide_pending(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, Insert, select
+from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,10 @@ class Submitted:
     created: bool
 
 
-def _insert(session: Session, table: type[Author] | type[Comment]) -> Insert:
+def _insert(
+    session: Session, table: type[Author] | type[Comment]
+) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT of the session's dialect: only the dialects' own can skip a duplicate."""
     bind = session.get_bind()
     dialect = bind.dialect.name if isinstance(bind, Engine) else bind.engine.dialect.name
     if dialect == "postgresql":
@@ -116,12 +119,10 @@ def get_comment(session: Session, site_id: int, comment_id: str) -> Comment:
     return comment
 
 
-def get_comment_by_external_id(
-    session: Session, site_id: int, external_id: str, *, missing_ok: bool = False
-) -> Comment:
+def get_comment_by_external_id(session: Session, site_id: int, external_id: str) -> Comment:
     comment = session.scalar(
         select(Comment).where(Comment.site_id == site_id, Comment.external_id == external_id)
     )
-    if comment is None and not missing_ok:
+    if comment is None:
         raise CommentNotFound(f"no comment with external_id {external_id!r}", field="external_id")
-    return comment  # type: ignore[return-value]
+    return comment

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 import redis
 
-from service.comments.decisions import Decided, decision_payload
+from service.comments.decisions import Decided
+from service.comments.views import status_view
 
 __all__ = ["DECISIONS_CHANNEL", "decided_message", "publish_decided"]
 
@@ -16,12 +17,9 @@ DECISIONS_CHANNEL = "moderation:decisions"
 
 
 def decided_message(decided: Decided) -> dict[str, Any]:
-    return {
-        "id": decided.comment_id,
-        "external_id": decided.external_id,
-        "status": decided.status,
-        "decision": decision_payload(decided.decision),
-    }
+    return status_view(
+        decided.comment_id, decided.external_id, status=decided.status, decision=decided.decision
+    )
 
 
 def publish_decided(client: redis.Redis, messages: Sequence[dict[str, Any]]) -> None:

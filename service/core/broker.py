@@ -68,6 +68,43 @@ def broker_url(settings: Settings) -> str:
     return url
 
 
+def _task_routes() -> dict[str, dict[str, str]]:
+    return {
+        SCORE_COMMENT: {"queue": SCORING_QUEUE},
+        SWEEP_PENDING: {"queue": SCORING_QUEUE},
+        NOOP_DECIDE: {"queue": SCORING_QUEUE},
+        DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE},
+        RETRY_WEBHOOKS: {"queue": WEBHOOK_QUEUE},
+        RETRAIN: {"queue": TRAINING_QUEUE},
+        RETRAIN_IF_DUE: {"queue": SCORING_QUEUE},
+    }
+
+
+def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {
+        "sweep-stale-pending": {
+            "task": SWEEP_PENDING,
+            "schedule": settings.sweep_interval_seconds,
+            "options": {"queue": SCORING_QUEUE, "expires": settings.sweep_interval_seconds},
+        },
+        # Retries are found by this, not by Celery countdowns: with Redis, a message whose
+        # ETA lies beyond the visibility timeout is delivered again and again.
+        "retry-webhooks": {
+            "task": RETRY_WEBHOOKS,
+            "schedule": settings.webhook_retry_interval_seconds,
+            "options": {
+                "queue": WEBHOOK_QUEUE,
+                "expires": settings.webhook_retry_interval_seconds,
+            },
+        },
+        "retrain-if-due": {
+            "task": RETRAIN_IF_DUE,
+            "schedule": settings.retrain_check_seconds,
+            "options": {"queue": SCORING_QUEUE, "expires": settings.retrain_check_seconds},
+        },
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": broker_url(settings),
@@ -87,15 +124,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_default_queue": SCORING_QUEUE,
-        "task_routes": {
-            SCORE_COMMENT: {"queue": SCORING_QUEUE},
-            SWEEP_PENDING: {"queue": SCORING_QUEUE},
-            NOOP_DECIDE: {"queue": SCORING_QUEUE},
-            DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE},
-            RETRY_WEBHOOKS: {"queue": WEBHOOK_QUEUE},
-            RETRAIN: {"queue": TRAINING_QUEUE},
-            RETRAIN_IF_DUE: {"queue": SCORING_QUEUE},
-        },
+        "task_routes": _task_routes(),
         "worker_prefetch_multiplier": 8,
         # Fail fast when Redis is away: the comment is already stored and the sweeper will
         # enqueue it later, so the request must not hang on retries.
@@ -106,28 +135,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "interval_step": 0.1,
             "interval_max": 0.1,
         },
-        "beat_schedule": {
-            "sweep-stale-pending": {
-                "task": SWEEP_PENDING,
-                "schedule": settings.sweep_interval_seconds,
-                "options": {"queue": SCORING_QUEUE, "expires": settings.sweep_interval_seconds},
-            },
-            # Retries are found by this, not by Celery countdowns: with Redis, a message whose
-            # ETA lies beyond the visibility timeout is delivered again and again.
-            "retry-webhooks": {
-                "task": RETRY_WEBHOOKS,
-                "schedule": settings.webhook_retry_interval_seconds,
-                "options": {
-                    "queue": WEBHOOK_QUEUE,
-                    "expires": settings.webhook_retry_interval_seconds,
-                },
-            },
-            "retrain-if-due": {
-                "task": RETRAIN_IF_DUE,
-                "schedule": settings.retrain_check_seconds,
-                "options": {"queue": SCORING_QUEUE, "expires": settings.retrain_check_seconds},
-            },
-        },
+        "beat_schedule": _beat_schedule(settings),
     }
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "make_session_factory", "session_scope"]
+__all__ = ["make_engine", "make_session_factory", "rowcount", "session_scope"]
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -33,7 +33,7 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # One connection per process: SQLite has one writer anyway, and threads queueing on the
         # pool wake the moment it is free, where SQLite's own busy handler sleeps up to 100 ms
-        # between tries (p99 of the pipeline benchmark: see README).
+        # between tries (p99 of the pipeline benchmark: see docs/operations.md).
         engine = create_engine(
             url, connect_args={"timeout": 10}, pool_size=1, max_overflow=0, pool_timeout=30
         )
@@ -42,6 +42,12 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched: `Session.execute` returns a CursorResult for
+    them, but its signature promises only a Result."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

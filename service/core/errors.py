@@ -1,8 +1,9 @@
 """Domain errors; one API handler renders them as `{"error", "detail", "field"}`.
 
 ModerationError
-├── NotFound            (404) CommentNotFound, SiteNotFound
-├── Conflict            (409) IdempotencyConflict, NotReviewable, StaleVersion, ClaimConflict
+├── NotFound            (404) CommentNotFound, SiteNotFound, ModelNotFound, JobNotFound
+├── Conflict            (409) IdempotencyConflict, NotReviewable, StaleVersion, ClaimConflict,
+│                             ArtifactCorrupt, JobInProgress, NoNewLabels
 ├── AuthError           (401) missing, unknown or revoked key
 ├── Forbidden           (403) the key's role may not do this
 ├── InvalidInput        (400/413/422) bad input that pydantic did not catch; TooFewReviews
@@ -12,6 +13,7 @@ ModerationError
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactCorrupt",
     "AuthError",
     "ClaimConflict",
     "CommentNotFound",
@@ -19,7 +21,11 @@ __all__ = [
     "Forbidden",
     "IdempotencyConflict",
     "InvalidInput",
+    "JobInProgress",
+    "JobNotFound",
+    "ModelNotFound",
     "ModerationError",
+    "NoNewLabels",
     "NotFound",
     "NotReviewable",
     "SiteNotFound",
@@ -52,6 +58,14 @@ class SiteNotFound(NotFound):
     code = "site_not_found"
 
 
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
 class Conflict(ModerationError):
     status_code = 409
     code = "conflict"
@@ -77,6 +91,24 @@ class ClaimConflict(Conflict):
     """Another moderator holds a live claim on the comment, or the caller's own claim expired."""
 
     code = "claim_conflict"
+
+
+class ArtifactCorrupt(Conflict):
+    """A stored artifact that fails its checksum: it is never loaded."""
+
+    code = "artifact_corrupt"
+
+
+class JobInProgress(Conflict):
+    """A training job is queued or running: one runs at a time."""
+
+    code = "training_job_in_progress"
+
+
+class NoNewLabels(Conflict):
+    """The site has no label the active model was not trained on: retraining would learn nothing."""
+
+    code = "no_new_labels"
 
 
 class AuthError(ModerationError):

@@ -9,21 +9,16 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from classifier.attributes import ATTRIBUTES
+
 __all__ = ["DEFAULT_THRESHOLDS", "Settings", "get_settings"]
 
 # Chosen from the default model's evaluation on 4,049 held-out Wikipedia comments at natural
 # prevalence (probabilities are calibrated there). One threshold of 0.2 for every attribute
 # holds 10.6% of comments, catches 84.9% of those with any label, and 78% of what it holds is
 # labelled toxic. The model card's per-attribute "recommended" thresholds catch a little more
-# (87%) but hold 12% at 71% precision: a worse trade for a moderator's time. See README.
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "toxic": 0.2,
-    "severe_toxic": 0.2,
-    "obscene": 0.2,
-    "threat": 0.2,
-    "insult": 0.2,
-    "identity_hate": 0.2,
-}
+# (87%) but hold 12% at 71% precision: a worse trade for a moderator's time. See docs/classifier.md.
+DEFAULT_THRESHOLDS: dict[str, float] = dict.fromkeys(ATTRIBUTES, 0.2)
 
 
 class Settings(BaseSettings):
@@ -68,7 +63,7 @@ class Settings(BaseSettings):
     # How often each process looks at the model registry for a new active (or shadow) version.
     model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
-    # Retraining (service/models/retrain.py, README "Retraining and the model registry"). The base
+    # Retraining (service/models/retrain.py, docs/retraining.md). The base
     # corpora a candidate is trained on, relative to the training worker's working directory
     # unless absolute; the same folder `moderation train` reads by default.
     training_data_dir: Path = Path("../shared/data")

@@ -6,24 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import Depends, Header, Query
+from sqlalchemy.orm import Session
 
-from service.core.db import session_scope
 from service.core.errors import Forbidden
 from service.core.tables import Role
-from service.http.state import AppState
+from service.http.state import AppState, state_of
+from service.http.units import in_session
 from service.sites.keys import authenticate
 from service.sites.sites import get_site
 
 __all__ = ["AdminKey", "AnyKey", "Caller", "ModeratorKey", "SiteId", "State", "SubmitterKey"]
 
 
-def _state(request: Request) -> AppState:
-    return request.app.state.moderation  # type: ignore[no-any-return]
-
-
-State = Annotated[AppState, Depends(_state)]
+State = Annotated[AppState, Depends(state_of)]
 
 
 @dataclass(frozen=True)
@@ -55,12 +51,11 @@ def _caller_with(*roles: str) -> Callable[..., object]:
     async def dependency(
         state: State, authorization: Annotated[str | None, Header()] = None
     ) -> Caller:
-        def lookup() -> Caller:
-            with session_scope(state.sessions) as session:
-                key = authenticate(session, _bearer(authorization))
-                return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
+        def lookup(session: Session) -> Caller:
+            key = authenticate(session, _bearer(authorization))
+            return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
 
-        caller = await run_in_threadpool(lookup)
+        caller = await in_session(state, lookup)
         if caller.role not in roles:
             raise Forbidden(
                 f"a {caller.role} key may not do this; it needs one of: {', '.join(roles)}",
@@ -92,11 +87,7 @@ async def _site_id(
     if caller.role != "admin":
         raise Forbidden("only an admin key may act on another site", field="site")
 
-    def lookup() -> int:
-        with session_scope(state.sessions) as session:
-            return get_site(session, site).id
-
-    return await run_in_threadpool(lookup)
+    return await in_session(state, lambda session: get_site(session, site).id)
 
 
 SiteId = Annotated[int, Depends(_site_id)]

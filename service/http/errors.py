@@ -40,7 +40,9 @@ async def _domain_error(_: Request, exc: Exception) -> ORJSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> ORJSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "invalid"}
+    first: dict[str, Any] = (
+        errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "invalid"}
+    )
     if first.get("type") == "json_invalid":
         error = first.get("ctx", {}).get("error", "")
         return ORJSONResponse(

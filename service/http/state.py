@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from fastapi import Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,7 +14,7 @@ from service.core.settings import Settings
 from service.http.waiters import DecisionWaiters
 from service.models.holder import ModelHolder
 
-__all__ = ["AppState"]
+__all__ = ["AppState", "state_of"]
 
 
 @dataclass
@@ -25,3 +26,9 @@ class AppState:
     redis: aioredis.Redis
     waiters: DecisionWaiters
     models: ModelHolder
+
+
+def state_of(request: Request) -> AppState:
+    """The process's state, which the app's lifespan put on `app.state`."""
+    state: AppState = request.app.state.moderation
+    return state

@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from classifier import ATTRIBUTES, DataError, load_corpus
+from classifier import ATTRIBUTES, Corpus, DataError, load_corpus
 from classifier.data import open_text
 from service.core.errors import InvalidInput
 from service.core.tables import Comment, Decision, Label, ReviewAction, utcnow
@@ -104,13 +104,8 @@ def labels_from_reviews(
             label.labels, label.actor, label.updated_at = values, actor, now
 
 
-def import_labels(session: Session, site_id: int, path: Path, *, actor: str) -> int:
-    """Add the labelled rows of a CSV(.gz) file (`comment_text` + attribute columns of 0/1).
-
-    An optional `comment_id` column ties a row to a comment of this site, whose label it then
-    replaces. The whole file is checked first: a bad cell or an unknown comment id refuses the
-    file with the line named, and nothing is imported.
-    """
+def _read_labelled(path: Path) -> tuple[Corpus, list[int]]:
+    """The file as a corpus, and the rows that carry a label; a bad file is InvalidInput."""
     try:
         with open_text(path) as handle:
             header = next(csv.reader(handle), [])
@@ -121,7 +116,13 @@ def import_labels(session: Session, site_id: int, path: Path, *, actor: str) -> 
     labelled = [i for i in range(len(corpus)) if not np.isnan(corpus.labels[i]).all()]
     if not labelled:
         raise InvalidInput(f"{path}: no row carries a 0/1 label", field="file")
-    ids = corpus.columns.get("comment_id", [""] * len(corpus))
+    return corpus, labelled
+
+
+def _known_comments(
+    session: Session, site_id: int, path: Path, ids: Sequence[str], labelled: Sequence[int]
+) -> set[str]:
+    """The comment ids the labelled rows name, all of this site; an unknown one refuses the file."""
     wanted = {ids[i] for i in labelled if ids[i]}
     found = (
         set(
@@ -141,6 +142,19 @@ def import_labels(session: Session, site_id: int, path: Path, *, actor: str) -> 
             "was imported",
             field="comment_id",
         )
+    return found
+
+
+def import_labels(session: Session, site_id: int, path: Path, *, actor: str) -> int:
+    """Add the labelled rows of a CSV(.gz) file (`comment_text` + attribute columns of 0/1).
+
+    An optional `comment_id` column ties a row to a comment of this site, whose label it then
+    replaces. The whole file is checked first: a bad cell or an unknown comment id refuses the
+    file with the line named, and nothing is imported.
+    """
+    corpus, labelled = _read_labelled(path)
+    ids = corpus.columns.get("comment_id", [""] * len(corpus))
+    found = _known_comments(session, site_id, path, ids, labelled)
     now = utcnow()
     replaced = (
         {

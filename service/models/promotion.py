@@ -23,8 +23,9 @@ from sklearn.metrics import roc_auc_score
 from sqlalchemy.orm import Session
 
 from classifier import ATTRIBUTES, BiasReport, attribute_metrics
+from service.core.errors import ArtifactCorrupt, ModelNotFound
 from service.core.tables import ModelVersion
-from service.models.registry import ArtifactCorrupt, ModelNotFound, promote
+from service.models.registry import promote
 
 __all__ = [
     "MIN_CLASS_ROWS",
@@ -101,47 +102,49 @@ def bias_view(report: BiasReport) -> dict[str, Any]:
     return {"summary": report.summary(), "over_limit": report.over_limit(), "rows": report.rows}
 
 
-def judge(
-    evaluations: Sequence[Evaluation],
-    *,
-    candidate_bias: BiasReport,
-    active_bias: BiasReport,
-    margin: float,
-    min_class_rows: int = MIN_CLASS_ROWS,
-) -> Verdict:
-    """Apply the promotion rule (see the module docstring) to figures measured on both models."""
+def _compare(
+    evaluation: Evaluation, *, margin: float, min_class_rows: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(comparisons, failures) of one evaluation: each measurable attribute's ROC-AUC."""
     comparisons: list[dict[str, Any]] = []
     failures: list[str] = []
-    for evaluation in evaluations:
-        columns = _measurable(evaluation.labels, min_class_rows)
-        if not columns:
+    columns = _measurable(evaluation.labels, min_class_rows)
+    if not columns:
+        failures.append(
+            f"{evaluation.name}: no attribute has {min_class_rows} labelled rows of each "
+            f"class ({len(evaluation.labels)} rows), so it cannot vouch for the candidate"
+        )
+        return comparisons, failures
+    for j in columns:
+        candidate = _auc(evaluation.labels, evaluation.candidate, j, evaluation.weights)
+        active = _auc(evaluation.labels, evaluation.active, j, evaluation.weights)
+        ok = candidate >= active - margin
+        comparisons.append(
+            {
+                "evaluation": evaluation.name,
+                "metric": f"{ATTRIBUTES[j]} ROC-AUC"
+                + (" (weighted)" if evaluation.weights is not None else ""),
+                "candidate": round(candidate, 4),
+                "active": round(active, 4),
+                "ok": ok,
+            }
+        )
+        if not ok:
             failures.append(
-                f"{evaluation.name}: no attribute has {min_class_rows} labelled rows of each "
-                f"class ({len(evaluation.labels)} rows), so it cannot vouch for the candidate"
+                f"{evaluation.name}: {ATTRIBUTES[j]} ROC-AUC {candidate:.4f} is "
+                f"{active - candidate:.4f} below the active model's {active:.4f} "
+                f"(margin {margin:g})"
             )
-            continue
-        for j in columns:
-            candidate = _auc(evaluation.labels, evaluation.candidate, j, evaluation.weights)
-            active = _auc(evaluation.labels, evaluation.active, j, evaluation.weights)
-            ok = candidate >= active - margin
-            comparisons.append(
-                {
-                    "evaluation": evaluation.name,
-                    "metric": f"{ATTRIBUTES[j]} ROC-AUC"
-                    + (" (weighted)" if evaluation.weights is not None else ""),
-                    "candidate": round(candidate, 4),
-                    "active": round(active, 4),
-                    "ok": ok,
-                }
-            )
-            if not ok:
-                failures.append(
-                    f"{evaluation.name}: {ATTRIBUTES[j]} ROC-AUC {candidate:.4f} is "
-                    f"{active - candidate:.4f} below the active model's {active:.4f} "
-                    f"(margin {margin:g})"
-                )
+    return comparisons, failures
+
+
+def _compare_bias(
+    candidate_bias: BiasReport, active_bias: BiasReport, *, margin: float
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(comparisons, failures) of the identity-fairness tables."""
+    failures: list[str] = []
     newly_over = sorted(set(candidate_bias.over_limit()) - set(active_bias.over_limit()))
-    comparisons.append(
+    comparisons: list[dict[str, Any]] = [
         {
             "evaluation": "identity fairness",
             "metric": "identities over the neutral-sentence limit",
@@ -149,7 +152,7 @@ def judge(
             "active": len(active_bias.over_limit()),
             "ok": not newly_over,
         }
-    )
+    ]
     if newly_over:
         failures.append(
             "identity fairness: neutral sentences about "
@@ -171,6 +174,27 @@ def judge(
             f"{active_bias.final_score - candidate_bias.final_score:.4f} below the active "
             f"model's {active_bias.final_score:.4f} (margin {margin:g})"
         )
+    return comparisons, failures
+
+
+def judge(
+    evaluations: Sequence[Evaluation],
+    *,
+    candidate_bias: BiasReport,
+    active_bias: BiasReport,
+    margin: float,
+    min_class_rows: int = MIN_CLASS_ROWS,
+) -> Verdict:
+    """Apply the promotion rule (see the module docstring) to figures measured on both models."""
+    comparisons: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for evaluation in evaluations:
+        compared, failed = _compare(evaluation, margin=margin, min_class_rows=min_class_rows)
+        comparisons += compared
+        failures += failed
+    compared, failed = _compare_bias(candidate_bias, active_bias, margin=margin)
+    comparisons += compared
+    failures += failed
     summary = "; ".join(
         f"{c['evaluation']} {c['metric']} {c['candidate']} (active {c['active']})"
         for c in comparisons

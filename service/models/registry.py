@@ -23,14 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from classifier.artifact import artifact_identity
-from service.core.errors import Conflict, NotFound
+from service.core.errors import ArtifactCorrupt, Conflict, ModelNotFound
 from service.core.tables import ModelAlias, ModelEvent, ModelVersion, utcnow
 
 __all__ = [
     "ACTIVE",
-    "ArtifactCorrupt",
     "FetchedArtifact",
-    "ModelNotFound",
     "VersionStatus",
     "active_version",
     "ensure_registered",
@@ -54,16 +52,6 @@ class VersionStatus:
     ACTIVE = "active"
     ARCHIVED = "archived"  # was active; may be promoted again (rollback target)
     RETIRED = "retired"  # taken out of use for good
-
-
-class ModelNotFound(NotFound):
-    code = "model_not_found"
-
-
-class ArtifactCorrupt(Conflict):
-    """A stored artifact that fails its checksum: it is never loaded."""
-
-    code = "artifact_corrupt"
 
 
 def pack_artifact(directory: Path) -> bytes:

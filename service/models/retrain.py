@@ -21,7 +21,7 @@ import csv
 import gzip
 import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -32,8 +32,17 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from classifier import ATTRIBUTES, DataError, ToxicityModel, identity_bias, load_corpus, load_model
+from classifier import (
+    ATTRIBUTES,
+    BiasReport,
+    DataError,
+    ToxicityModel,
+    identity_bias,
+    load_corpus,
+    load_model,
+)
 from classifier.artifact import save_model
+from classifier.model import json_params
 from classifier.training import ROW_WEIGHT_COLUMN, TEST_FILE, TRAINING_MIX, Source, train
 from service.core.db import session_scope
 from service.core.settings import DEFAULT_THRESHOLDS, Settings
@@ -218,16 +227,30 @@ def run_job(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(
-    sessions: sessionmaker[Session],
-    job_id: str,
-    *,
-    config: RetrainConfig,
-    scratch: Path,
-    cache_dir: Path,
-) -> dict[str, Any]:
-    progress = partial(report_progress, sessions, job_id)
-    progress("reading the site's labels", 2)
+_Progress = Callable[[str, float], None]  # (stage, percent)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the job read in its first transaction."""
+
+    site_id: int
+    site_name: str
+    parent: str  # the active version the candidate is compared with
+    labels: SiteLabels
+    split: LabelSplit
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    model: ToxicityModel
+    report: dict[str, Any]  # classifier.training.train's
+    site_data: dict[str, Any]  # what the card and the record keep of the site's labels
+    directory: Path  # the saved artifact
+
+
+def _snapshot(sessions: sessionmaker[Session], job_id: str, config: RetrainConfig) -> _Snapshot:
+    """The job's site, the active version and the site's labels; notes how many will train."""
     with session_scope(sessions) as session:
         job = session.get_one(TrainingJob, job_id)
         site = session.get(Site, job.site_id) if job.site_id is not None else None
@@ -247,7 +270,19 @@ def _run(
         )
     if not split.train_texts and not split.holdout_texts:
         raise RetrainError(f"site {site_name!r} has no labels")
+    return _Snapshot(site_id, site_name, parent, labels, split)
 
+
+def _train_candidate(
+    config: RetrainConfig,
+    snapshot: _Snapshot,
+    *,
+    job_id: str,
+    scratch: Path,
+    progress: _Progress,
+) -> _Candidate:
+    """Train on the base mix plus the site's labels; save the model with its card."""
+    split = snapshot.split
     progress("training the candidate", 5)
     model, report = train(
         _training_dir(config, scratch / "data", split),
@@ -257,24 +292,36 @@ def _run(
         progress=lambda stage, f: progress(f"training: {stage}", 5 + 60 * f),
     )
     site_data = {
-        "id": site_id,
-        "name": site_name,
+        "id": snapshot.site_id,
+        "name": snapshot.site_name,
         "labels_until": split.labels_until,
         "trained_rows": len(split.train_texts),
         "holdout_rows": len(split.holdout_texts),
         "holdout_from": split.holdout_from,
         "weight": config.label_weight,
-        "sampling": _sampling_summary(labels),
+        "sampling": _sampling_summary(snapshot.labels),
     }
-    model.card["command"] = f"moderation retrain --site {site_name} (training job {job_id})"
-    model.card["retraining"] = {"parent": parent, "site_labels": site_data}
-    candidate_dir = save_model(model, scratch / "candidate")
+    command = f"moderation retrain --site {snapshot.site_name} (training job {job_id})"
+    model.card_["command"] = command
+    model.card_["retraining"] = {"parent": snapshot.parent, "site_labels": site_data}
+    return _Candidate(model, report, site_data, save_model(model, scratch / "candidate"))
 
-    progress("loading the active model", 68)
+
+def _load_active(sessions: sessionmaker[Session], parent: str, cache_dir: Path) -> ToxicityModel:
     with session_scope(sessions) as session:
         fetched = fetch_artifact(session, parent, cache_dir)
-    active = load_model(fetched.directory, expected_sha256=fetched.sha256)
+    return load_model(fetched.directory, expected_sha256=fetched.sha256)
 
+
+def _evaluations(
+    config: RetrainConfig,
+    split: LabelSplit,
+    model: ToxicityModel,
+    active: ToxicityModel,
+    *,
+    progress: _Progress,
+) -> list[Evaluation]:
+    """Both models on the fixed evaluations: the base test file and the site's holdout."""
     progress("evaluating on the base test data", 72)
     test = load_corpus(config.data_dir / f"{TEST_FILE}.csv.gz")
     evaluations = [
@@ -291,21 +338,52 @@ def _run(
             weights=split.holdout_weights,
         )
     )
-    progress("identity-fairness tables", 84)
+    return evaluations
+
+
+def _bias_reports(
+    config: RetrainConfig, model: ToxicityModel, active: ToxicityModel
+) -> dict[str, BiasReport]:
     thresholds = dict(config.thresholds)
-    bias = {
+    return {
         name: identity_bias(m, threshold=thresholds["toxic"], hold_thresholds=thresholds)
         for name, m in (("candidate", model), ("active", active))
     }
-    verdict = judge(
-        evaluations,
-        candidate_bias=bias["candidate"],
-        active_bias=bias["active"],
-        margin=config.margin,
-        min_class_rows=config.min_class_rows,
-    )
-    progress("registering the candidate", 95)
-    record = {
+
+
+def _params(config: RetrainConfig, split: LabelSplit, model: ToxicityModel) -> dict[str, Any]:
+    """The parameters the candidate was trained and judged with."""
+    return {
+        "model": json_params(model),
+        "label_weight": config.label_weight,
+        "holdout_share": config.holdout_share,
+        "margin": config.margin,
+        "min_class_rows": config.min_class_rows,
+        "mix": {
+            name: {
+                "weight": s.weight,
+                "attributes": list(s.attributes),
+                "holdout": s.holdout,
+                "row_weights": s.row_weights,
+            }
+            for name, s in _mix(config, split).items()
+        },
+    }
+
+
+def _record(
+    config: RetrainConfig,
+    split: LabelSplit,
+    candidate: _Candidate,
+    *,
+    parent: str,
+    evaluations: Sequence[Evaluation],
+    verdict: Verdict,
+    bias: Mapping[str, BiasReport],
+) -> dict[str, Any]:
+    """What the registry keeps of the candidate: metrics, bias tables, data and parameters."""
+    model, report = candidate.model, candidate.report
+    return {
         "metrics": {
             "compared_with": parent,
             "evaluations": {e.name: e.metrics() for e in evaluations},
@@ -320,39 +398,82 @@ def _run(
         "data": {
             "base": {
                 "dir": str(config.data_dir.resolve()),
-                "files": [r for r in model.card["data"] if r["file"] != f"{SITE_FILE}.csv.gz"],
+                "files": [r for r in model.card_["data"] if r["file"] != f"{SITE_FILE}.csv.gz"],
             },
-            "site": site_data,
+            "site": candidate.site_data,
             "evaluations": {
                 "base_test": f"{TEST_FILE}.csv.gz",
                 "site_holdout": f"the most recent {config.holdout_share:.0%} of the site's labels",
             },
         },
-        "params": {
-            "model": model.get_params(),
-            "label_weight": config.label_weight,
-            "holdout_share": config.holdout_share,
-            "margin": config.margin,
-            "min_class_rows": config.min_class_rows,
-            "mix": {
-                name: {
-                    "weight": s.weight,
-                    "attributes": list(s.attributes),
-                    "holdout": s.holdout,
-                    "row_weights": s.row_weights,
-                }
-                for name, s in _mix(config, split).items()
-            },
-        },
+        "params": _params(config, split, model),
     }
+
+
+def _run(
+    sessions: sessionmaker[Session],
+    job_id: str,
+    *,
+    config: RetrainConfig,
+    scratch: Path,
+    cache_dir: Path,
+) -> dict[str, Any]:
+    progress = partial(report_progress, sessions, job_id)
+    progress("reading the site's labels", 2)
+    snapshot = _snapshot(sessions, job_id, config)
+    split, parent = snapshot.split, snapshot.parent
+    candidate = _train_candidate(
+        config, snapshot, job_id=job_id, scratch=scratch, progress=progress
+    )
+
+    progress("loading the active model", 68)
+    active = _load_active(sessions, parent, cache_dir)
+    evaluations = _evaluations(config, split, candidate.model, active, progress=progress)
+    progress("identity-fairness tables", 84)
+    bias = _bias_reports(config, candidate.model, active)
+    verdict = judge(
+        evaluations,
+        candidate_bias=bias["candidate"],
+        active_bias=bias["active"],
+        margin=config.margin,
+        min_class_rows=config.min_class_rows,
+    )
+    progress("registering the candidate", 95)
+    record = _record(
+        config, split, candidate, parent=parent, evaluations=evaluations, verdict=verdict, bias=bias
+    )
     return _register(
         sessions,
         job_id,
-        candidate_dir,
+        candidate.directory,
         parent=parent,
-        site_name=site_name,
+        site_name=snapshot.site_name,
         verdict=verdict,
         record=_json_safe(record),
+    )
+
+
+def _succeed(
+    job: TrainingJob, candidate: str, *, parent: str, reasons: list[str], verdict: Verdict
+) -> None:
+    """The job ends well and frees the slot; promoted when nothing stood in the way."""
+    promoted = not reasons
+    job.status = JobStatus.SUCCEEDED
+    job.active_slot = None
+    job.stage = "done: promoted" if promoted else "done: waiting for an admin"
+    job.percent = 100.0
+    job.finished_at = utcnow()
+    job.candidate_version = candidate
+    job.promoted = promoted
+    job.result = _json_safe(
+        {
+            **(job.result or {}),
+            "parent": parent,
+            "candidate": candidate,
+            "promoted": promoted,
+            "reasons": reasons,
+            "comparisons": verdict.comparisons,
+        }
     )
 
 
@@ -392,23 +513,7 @@ def _register(
                 ),
                 action="auto_promote",
             )
-        job.status = JobStatus.SUCCEEDED
-        job.active_slot = None
-        job.stage = "done: promoted" if promoted else "done: waiting for an admin"
-        job.percent = 100.0
-        job.finished_at = utcnow()
-        job.candidate_version = row.version
-        job.promoted = promoted
-        job.result = _json_safe(
-            {
-                **(job.result or {}),
-                "parent": parent,
-                "candidate": row.version,
-                "promoted": promoted,
-                "reasons": reasons,
-                "comparisons": verdict.comparisons,
-            }
-        )
+        _succeed(job, row.version, parent=parent, reasons=reasons, verdict=verdict)
         result = dict(job.result)
     log.info("training_job_done", job_id=job_id, candidate=row.version, promoted=promoted)
     return result

@@ -60,7 +60,7 @@ Flag = Literal["", "lowest reviewed score", "below current", "misses most reject
 
 
 class ReviewScorer(Protocol):
-    """What calibrating needs of a model (ToxicityModel and ModelScorer are two)."""
+    """What calibrating needs of a model (a ModelScorer is one)."""
 
     version: str
 

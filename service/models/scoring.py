@@ -20,7 +20,7 @@ class ModelScorer:
 
     def __init__(self, model: ToxicityModel) -> None:
         self.model = model
-        self.version: str = model.version
+        self.version: str = model.version_
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.predict_proba(texts)

@@ -15,15 +15,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVarTuple
 
 import numpy as np
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
+from service.core.errors import ModelNotFound
 from service.core.tables import Comment, Decision, ModelVersion, Review, ShadowScore, utcnow
-from service.models.registry import ModelNotFound, active_version, shadow_version
+from service.models.registry import active_version, shadow_version
 from service.rules.policy import Policy, apply_policy
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
+_Ts = TypeVarTuple("_Ts")
+
 # Reviewed comments are those the active model held, plus any a site audits: the comparison
 # with moderators says little about what the shadow would hold that the active model approved.
 REVIEW_NOTE = (
@@ -49,8 +52,11 @@ REVIEW_NOTE = (
 class ShadowScorer(Protocol):
     """What a shadow needs of a model (service.models.scoring.ModelScorer is one)."""
 
-    version: str
-    attributes: Sequence[str]
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def attributes(self) -> Sequence[str]: ...
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -136,64 +142,82 @@ def _confusion(pairs: Counter[tuple[bool, bool]]) -> dict[str, Any]:
     return {"correct": _share(right, sum(cells.values())), **cells}
 
 
-def shadow_report(session: Session, version: str, *, site_id: int | None = None) -> dict[str, Any]:
-    """How `version` did in shadow: agreement with the active decisions, and with moderators.
+def _scoped(query: Select[*_Ts], version: str, site_id: int | None) -> Select[*_Ts]:
+    """Only the shadow scores of `version`, and with `site_id` only that site's comments."""
+    query = query.where(ShadowScore.version == version)
+    if site_id is not None:
+        query = query.join(Comment, Comment.id == ShadowScore.comment_id).where(
+            Comment.site_id == site_id
+        )
+    return query
 
-    `site_id` limits the figures to one site's comments; None counts every site.
-    """
-    row = session.get(ModelVersion, version)
-    if row is None:
-        raise ModelNotFound(f"no model version {version!r}", field="version")
 
-    def scoped(query: Any) -> Any:
-        query = query.where(ShadowScore.version == version)
-        if site_id is not None:
-            query = query.join(Comment, Comment.id == ShadowScore.comment_id).where(
-                Comment.site_id == site_id
-            )
-        return query
-
+def _paired(session: Session, version: str, site_id: int | None) -> Counter[tuple[bool, bool]]:
+    """(active held, shadow held) -> how many comments both models scored."""
     paired = session.execute(
-        scoped(
+        _scoped(
             select(Decision.action, ShadowScore.action, func.count())
             .select_from(ShadowScore)
             .join(Decision, Decision.comment_id == ShadowScore.comment_id)
-            .group_by(Decision.action, ShadowScore.action)
+            .group_by(Decision.action, ShadowScore.action),
+            version,
+            site_id,
         )
     ).all()
-    span = session.execute(
-        scoped(select(func.min(ShadowScore.created_at), func.max(ShadowScore.created_at)))
-    ).one()
-    beside = session.execute(
-        scoped(
-            select(Decision.model_version, func.count())
-            .select_from(ShadowScore)
-            .join(Decision, Decision.comment_id == ShadowScore.comment_id)
-            .group_by(Decision.model_version)
-        )
-    ).all()
+    table: Counter[tuple[bool, bool]] = Counter()
+    for active_action, shadow_action, count in paired:
+        table[_hold(active_action), _hold(shadow_action)] += count
+    return table
+
+
+def _with_last_review(
+    session: Session, version: str, site_id: int | None
+) -> Sequence[Row[str, str, str, int]]:
+    """(active action, shadow action, moderators' last action, count) of reviewed comments."""
     # A comment may be reviewed more than once: its last review is the moderators' verdict.
-    last_review = scoped(
+    last_review = _scoped(
         select(ShadowScore.comment_id, func.max(Review.id).label("review_id"))
         .select_from(ShadowScore)
         .join(Review, Review.comment_id == ShadowScore.comment_id)
-        .group_by(ShadowScore.comment_id)
+        .group_by(ShadowScore.comment_id),
+        version,
+        site_id,
     ).subquery()
-    verdicts = session.execute(
-        scoped(
+    return session.execute(
+        _scoped(
             select(Decision.action, ShadowScore.action, Review.action, func.count())
             .select_from(ShadowScore)
             .join(Decision, Decision.comment_id == ShadowScore.comment_id)
             .join(last_review, last_review.c.comment_id == ShadowScore.comment_id)
             .join(Review, Review.id == last_review.c.review_id)
-            .group_by(Decision.action, ShadowScore.action, Review.action)
+            .group_by(Decision.action, ShadowScore.action, Review.action),
+            version,
+            site_id,
         )
     ).all()
 
-    table: Counter[tuple[bool, bool]] = Counter()
-    for active_action, shadow_action, count in paired:
-        table[_hold(active_action), _hold(shadow_action)] += count
-    scored = sum(table.values())
+
+def _agreement(table: Counter[tuple[bool, bool]], scored: int) -> dict[str, Any]:
+    """The shadow's actions against the active decisions: (active held, shadow held) -> count."""
+    return {
+        "share": _share(table[True, True] + table[False, False], scored),
+        "active_hold_rate": _share(table[True, True] + table[True, False], scored),
+        "shadow_hold_rate": _share(table[True, True] + table[False, True], scored),
+        "table": {
+            "active_hold": {
+                "shadow_hold": table[True, True],
+                "shadow_approve": table[True, False],
+            },
+            "active_approve": {
+                "shadow_hold": table[False, True],
+                "shadow_approve": table[False, False],
+            },
+        },
+    }
+
+
+def _against_reviews(verdicts: Sequence[Row[str, str, str, int]]) -> dict[str, Any]:
+    """Both models' actions against the moderators' last word, and where only one was right."""
     active_vs: Counter[tuple[bool, bool]] = Counter()
     shadow_vs: Counter[tuple[bool, bool]] = Counter()
     only_shadow = only_active = 0
@@ -207,7 +231,45 @@ def shadow_report(session: Session, version: str, *, site_id: int | None = None)
                 only_shadow += count
             else:
                 only_active += count
-    reviewed = sum(active_vs.values())
+    return {
+        "reviewed": sum(active_vs.values()),
+        "rejected": active_vs[True, True] + active_vs[False, True],
+        "shadow": _confusion(shadow_vs),
+        "active": _confusion(active_vs),
+        "only_shadow_correct": only_shadow,
+        "only_active_correct": only_active,
+        "note": REVIEW_NOTE,
+    }
+
+
+def shadow_report(session: Session, version: str, *, site_id: int | None = None) -> dict[str, Any]:
+    """How `version` did in shadow: agreement with the active decisions, and with moderators.
+
+    `site_id` limits the figures to one site's comments; None counts every site.
+    """
+    row = session.get(ModelVersion, version)
+    if row is None:
+        raise ModelNotFound(f"no model version {version!r}", field="version")
+    table = _paired(session, version, site_id)
+    span = session.execute(
+        _scoped(
+            select(func.min(ShadowScore.created_at), func.max(ShadowScore.created_at)),
+            version,
+            site_id,
+        )
+    ).one()
+    beside = session.execute(
+        _scoped(
+            select(Decision.model_version, func.count())
+            .select_from(ShadowScore)
+            .join(Decision, Decision.comment_id == ShadowScore.comment_id)
+            .group_by(Decision.model_version),
+            version,
+            site_id,
+        )
+    ).all()
+    verdicts = _with_last_review(session, version, site_id)
+    scored = sum(table.values())
     return {
         "version": version,
         "status": row.status,
@@ -217,28 +279,6 @@ def shadow_report(session: Session, version: str, *, site_id: int | None = None)
         "first_scored_at": span[0],
         "last_scored_at": span[1],
         "compared_with": {model: count for model, count in beside},
-        "agreement": {
-            "share": _share(table[True, True] + table[False, False], scored),
-            "active_hold_rate": _share(table[True, True] + table[True, False], scored),
-            "shadow_hold_rate": _share(table[True, True] + table[False, True], scored),
-            "table": {
-                "active_hold": {
-                    "shadow_hold": table[True, True],
-                    "shadow_approve": table[True, False],
-                },
-                "active_approve": {
-                    "shadow_hold": table[False, True],
-                    "shadow_approve": table[False, False],
-                },
-            },
-        },
-        "reviews": {
-            "reviewed": reviewed,
-            "rejected": active_vs[True, True] + active_vs[False, True],
-            "shadow": _confusion(shadow_vs),
-            "active": _confusion(active_vs),
-            "only_shadow_correct": only_shadow,
-            "only_active_correct": only_active,
-            "note": REVIEW_NOTE,
-        },
+        "agreement": _agreement(table, scored),
+        "reviews": _against_reviews(verdicts),
     }

@@ -22,18 +22,22 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.core.db import session_scope
-from service.core.errors import Conflict, NotFound, SiteNotFound, Unavailable
+from service.core.db import rowcount, session_scope
+from service.core.errors import (
+    Conflict,
+    JobInProgress,
+    JobNotFound,
+    NoNewLabels,
+    SiteNotFound,
+    Unavailable,
+)
 from service.core.tables import Label, ModelVersion, Site, TrainingJob, utcnow
 from service.models.labels import label_count
 from service.models.registry import active_version
 
 __all__ = [
     "Heartbeat",
-    "JobInProgress",
-    "JobNotFound",
     "JobStatus",
-    "NoNewLabels",
     "claim_job",
     "fail_job",
     "fail_stale_jobs",
@@ -55,18 +59,6 @@ class JobStatus:
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     LIVE = ("queued", "running")
-
-
-class JobNotFound(NotFound):
-    code = "job_not_found"
-
-
-class JobInProgress(Conflict):
-    code = "training_job_in_progress"
-
-
-class NoNewLabels(Conflict):
-    code = "no_new_labels"
 
 
 def job_view(session: Session, job: TrainingJob) -> dict[str, Any]:
@@ -190,7 +182,7 @@ def fail_job(session: Session, job_id: str, error: str) -> bool:
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(done.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(done))
 
 
 def fail_stale_jobs(
@@ -265,7 +257,7 @@ def claim_job(session: Session, job_id: str) -> bool:
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(done.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(done))
 
 
 def report_progress(

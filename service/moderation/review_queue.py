@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.core.errors import InvalidInput
@@ -190,6 +190,50 @@ def list_queue(
     return QueuePage(_items(session, comments), next_cursor)
 
 
+def _free(key_id: int, now: datetime) -> ColumnElement[bool]:
+    """Nobody else holds a live lease: unclaimed, claimed by `key_id`, or the lease ran out."""
+    return or_(
+        Comment.claimed_by.is_(None),
+        Comment.claimed_by == key_id,
+        Comment.claim_expires_at <= now,
+    )
+
+
+def _lease(
+    session: Session, candidates: Sequence[str], *, key_id: int, now: datetime, until: datetime
+) -> Sequence[str]:
+    """Lease those candidates still held and free; the ids it leased."""
+    return session.scalars(
+        update(Comment)
+        .where(Comment.id.in_(candidates), Comment.status == CommentStatus.HELD, _free(key_id, now))
+        .values(claimed_by=key_id, claim_expires_at=until)
+        .returning(Comment.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+
+
+def _audit_claims(
+    session: Session,
+    site_id: int,
+    claimed: Sequence[str],
+    *,
+    actor: str,
+    until: datetime,
+    now: datetime,
+) -> None:
+    session.add_all(
+        AuditEntry(
+            site_id=site_id,
+            comment_id=comment_id,
+            actor=actor,
+            event="claimed",
+            data={"until": until.isoformat()},
+            created_at=now,
+        )
+        for comment_id in claimed
+    )
+
+
 def claim_items(
     session: Session,
     site_id: int,
@@ -209,40 +253,19 @@ def claim_items(
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
     now = utcnow()
-    free = or_(
-        Comment.claimed_by.is_(None),
-        Comment.claimed_by == key_id,
-        Comment.claim_expires_at <= now,
-    )
     candidates = session.scalars(
         _ordered(_filtered(select(Comment.id), site_id, filters or QueueFilters()), "score", None)
-        .where(free)
+        .where(_free(key_id, now))
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     if not candidates:
         return []
     until = now + timedelta(seconds=claim_seconds)
-    claimed = session.scalars(
-        update(Comment)
-        .where(Comment.id.in_(candidates), Comment.status == CommentStatus.HELD, free)
-        .values(claimed_by=key_id, claim_expires_at=until)
-        .returning(Comment.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    claimed = _lease(session, candidates, key_id=key_id, now=now, until=until)
     if not claimed:
         return []
-    session.add_all(
-        AuditEntry(
-            site_id=site_id,
-            comment_id=comment_id,
-            actor=actor,
-            event="claimed",
-            data={"until": until.isoformat()},
-            created_at=now,
-        )
-        for comment_id in claimed
-    )
+    _audit_claims(session, site_id, claimed, actor=actor, until=until, now=now)
     session.flush()
     session.expire_all()
     comments = (

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session, lazyload
 
+from service.core.db import rowcount
 from service.core.errors import (
     ClaimConflict,
     CommentNotFound,
@@ -114,6 +115,68 @@ def review_view(review: Review) -> dict[str, Any]:
     }
 
 
+def _move(session: Session, comments: Sequence[Comment], *, to_status: str, now: datetime) -> None:
+    """One UPDATE for the lot, each row guarded by the version that was checked: if any row
+    changed meanwhile (SQLite does not lock on SELECT), fewer rows move and everything rolls
+    back, so a bulk review stays all or nothing."""
+    moved = session.execute(
+        update(Comment)
+        .where(tuple_(Comment.id, Comment.version).in_([(c.id, c.version) for c in comments]))
+        .values(
+            status=to_status,
+            version=Comment.version + 1,
+            updated_at=now,
+            claimed_by=None,
+            claim_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(moved) != len(comments):
+        raise StaleVersion(
+            "a comment was changed by someone else during this review; nothing was reviewed",
+            field="id" if len(comments) == 1 else "ids",
+        )
+
+
+def _add_review(
+    session: Session,
+    comment: Comment,
+    hooks: tuple[int, str, str] | None,
+    *,
+    key_id: int,
+    actor: str,
+    action: str,
+    reason: str | None,
+    note: str,
+    now: datetime,
+) -> Reviewed:
+    """The comment's review row, and its comment.reviewed delivery when the site has a webhook."""
+    to_status = _TO_STATUS[action]
+    review = Review(
+        site_id=comment.site_id,
+        comment_id=comment.id,
+        key_id=key_id,
+        actor=actor,
+        action=action,
+        reason=reason,
+        note=note,
+        from_status=comment.status,  # the object still holds the status the UPDATE moved from
+        to_status=to_status,
+        created_at=now,
+    )
+    session.add(review)
+    view = {
+        "id": comment.id,
+        "external_id": comment.external_id,
+        "status": to_status,
+        "version": comment.version + 1,
+    }
+    deliveries = []
+    if hooks is not None:
+        deliveries.append(_record_reviewed(session, hooks, comment, view, review))
+    return Reviewed(view, review_view(review), deliveries)
+
+
 def _apply(
     session: Session,
     comments: Sequence[Comment],
@@ -127,54 +190,23 @@ def _apply(
 ) -> list[Reviewed]:
     """Write the reviews; every check has passed. The guarded UPDATE (same version) makes a
     concurrent review of the same comment fail instead of silently overwriting it."""
-    to_status = _TO_STATUS[action]
     hooks = _webhook_targets(session, comments[0].site_id) if comments else None
-    # One UPDATE for the lot, each row guarded by the version that was checked: if any row
-    # changed meanwhile (SQLite does not lock on SELECT), fewer rows move and everything
-    # rolls back, so a bulk review stays all or nothing.
-    moved = session.execute(
-        update(Comment)
-        .where(tuple_(Comment.id, Comment.version).in_([(c.id, c.version) for c in comments]))
-        .values(
-            status=to_status,
-            version=Comment.version + 1,
-            updated_at=now,
-            claimed_by=None,
-            claim_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if moved.rowcount != len(comments):
-        raise StaleVersion(
-            "a comment was changed by someone else during this review; nothing was reviewed",
-            field="id" if len(comments) == 1 else "ids",
-        )
+    _move(session, comments, to_status=_TO_STATUS[action], now=now)
     labels_from_reviews(session, comments, action=action, actor=actor, now=now)
-    done: list[Reviewed] = []
-    for comment in comments:
-        review = Review(
-            site_id=comment.site_id,
-            comment_id=comment.id,
+    done = [
+        _add_review(
+            session,
+            comment,
+            hooks,
             key_id=key_id,
             actor=actor,
             action=action,
             reason=reason,
             note=note,
-            from_status=comment.status,
-            to_status=to_status,
-            created_at=now,
+            now=now,
         )
-        session.add(review)
-        view = {
-            "id": comment.id,
-            "external_id": comment.external_id,
-            "status": to_status,
-            "version": comment.version + 1,
-        }
-        deliveries = []
-        if hooks is not None:
-            deliveries.append(_record_reviewed(session, hooks, comment, view, review))
-        done.append(Reviewed(view, review_view(review), deliveries))
+        for comment in comments
+    ]
     session.flush()
     return done
 
@@ -259,6 +291,33 @@ def review_comment(
     )[0]
 
 
+def _check_all_reviewable(
+    found: dict[str, Comment],
+    comment_ids: Sequence[str],
+    before: set[str],
+    *,
+    key_id: int,
+    now: datetime,
+) -> None:
+    """Refuse the lot if any comment cannot be reviewed, naming the first ten at fault; the
+    error is of the first one's kind."""
+    problems: list[tuple[str, NotReviewable | ClaimConflict]] = []
+    for comment_id in comment_ids:
+        try:
+            _check_reviewable(
+                found[comment_id], comment_id in before, key_id=key_id, version=None, now=now
+            )
+        except (NotReviewable, ClaimConflict) as exc:
+            problems.append((comment_id, exc))
+    if problems:
+        first = problems[0][1]
+        kind = type(first)
+        detail = "; ".join(str(exc) for _, exc in problems[:10])
+        if len(problems) > 10:
+            detail += f"; and {len(problems) - 10} more"
+        raise kind(f"nothing was reviewed: {detail}", field="ids")
+
+
 def review_many(
     session: Session,
     site_id: int,
@@ -284,22 +343,9 @@ def review_many(
     missing = [i for i in comment_ids if i not in found]
     if missing:
         raise CommentNotFound(f"no comments with ids: {', '.join(missing)}", field="ids")
-    before = _reviewed_before(session, comment_ids)
-    problems: list[tuple[str, Exception]] = []
-    for comment_id in comment_ids:
-        try:
-            _check_reviewable(
-                found[comment_id], comment_id in before, key_id=key_id, version=None, now=now
-            )
-        except (NotReviewable, ClaimConflict) as exc:
-            problems.append((comment_id, exc))
-    if problems:
-        first = problems[0][1]
-        kind = type(first)
-        detail = "; ".join(str(exc) for _, exc in problems[:10])
-        if len(problems) > 10:
-            detail += f"; and {len(problems) - 10} more"
-        raise kind(f"nothing was reviewed: {detail}", field="ids")
+    _check_all_reviewable(
+        found, comment_ids, _reviewed_before(session, comment_ids), key_id=key_id, now=now
+    )
     ordered = [found[i] for i in comment_ids]
     return _apply(
         session,
@@ -313,6 +359,74 @@ def review_many(
     )
 
 
+def _submitted_event(comment: Comment) -> dict[str, Any]:
+    return {
+        "at": comment.created_at,
+        "event": "submitted",
+        "actor": "site",
+        "data": {"external_id": comment.external_id, "article_id": comment.article_id},
+    }
+
+
+def _decided_events(session: Session, comment_id: str) -> list[dict[str, Any]]:
+    decision = session.scalar(select(Decision).where(Decision.comment_id == comment_id))
+    if decision is None:
+        return []
+    data = {
+        "action": decision.action,
+        "model_version": decision.model_version,
+        "scores": decision.scores,
+        "reasons": decision.reasons,
+    }
+    return [{"at": decision.decided_at, "event": "decided", "actor": "model", "data": data}]
+
+
+def _audit_events(session: Session, comment_id: str) -> list[dict[str, Any]]:
+    return [
+        {"at": entry.created_at, "event": entry.event, "actor": entry.actor, "data": entry.data}
+        for entry in session.scalars(
+            select(AuditEntry).where(AuditEntry.comment_id == comment_id).order_by(AuditEntry.id)
+        )
+    ]
+
+
+def _review_events(session: Session, comment_id: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": review.created_at,
+            "event": "reviewed",
+            "actor": review.actor,
+            "data": {k: v for k, v in review_view(review).items() if k not in ("at", "actor")},
+        }
+        for review in session.scalars(
+            select(Review).where(Review.comment_id == comment_id).order_by(Review.id)
+        )
+    ]
+
+
+def _webhook_events(session: Session, comment_id: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": delivery.created_at,
+            "event": "webhook",
+            "actor": "service",
+            "data": {
+                "delivery_id": delivery.id,
+                "event": delivery.event,
+                "status": delivery.status,
+                "attempts": delivery.attempts,
+                "last_status_code": delivery.last_status_code,
+                "delivered_at": delivery.delivered_at,
+            },
+        }
+        for delivery in session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.comment_id == comment_id)
+            .order_by(WebhookDelivery.created_at)
+        )
+    ]
+
+
 def comment_history(session: Session, site_id: int, comment_id: str) -> list[dict[str, Any]]:
     """The comment's trail, oldest first: submitted, decided, claimed, reviewed, webhooks.
 
@@ -323,65 +437,12 @@ def comment_history(session: Session, site_id: int, comment_id: str) -> list[dic
     comment = session.get(Comment, comment_id)
     if comment is None or comment.site_id != site_id:
         raise CommentNotFound(f"no comment with id {comment_id!r}", field="id")
-    events: list[dict[str, Any]] = [
-        {
-            "at": comment.created_at,
-            "event": "submitted",
-            "actor": "site",
-            "data": {"external_id": comment.external_id, "article_id": comment.article_id},
-        }
+    events = [
+        _submitted_event(comment),
+        *_decided_events(session, comment_id),
+        *_audit_events(session, comment_id),
+        *_review_events(session, comment_id),
+        *_webhook_events(session, comment_id),
     ]
-    decision = session.scalar(select(Decision).where(Decision.comment_id == comment_id))
-    if decision is not None:
-        events.append(
-            {
-                "at": decision.decided_at,
-                "event": "decided",
-                "actor": "model",
-                "data": {
-                    "action": decision.action,
-                    "model_version": decision.model_version,
-                    "scores": decision.scores,
-                    "reasons": decision.reasons,
-                },
-            }
-        )
-    for entry in session.scalars(
-        select(AuditEntry).where(AuditEntry.comment_id == comment_id).order_by(AuditEntry.id)
-    ):
-        events.append(
-            {"at": entry.created_at, "event": entry.event, "actor": entry.actor, "data": entry.data}
-        )
-    for review in session.scalars(
-        select(Review).where(Review.comment_id == comment_id).order_by(Review.id)
-    ):
-        events.append(
-            {
-                "at": review.created_at,
-                "event": "reviewed",
-                "actor": review.actor,
-                "data": {k: v for k, v in review_view(review).items() if k not in ("at", "actor")},
-            }
-        )
-    for delivery in session.scalars(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.comment_id == comment_id)
-        .order_by(WebhookDelivery.created_at)
-    ):
-        events.append(
-            {
-                "at": delivery.created_at,
-                "event": "webhook",
-                "actor": "service",
-                "data": {
-                    "delivery_id": delivery.id,
-                    "event": delivery.event,
-                    "status": delivery.status,
-                    "attempts": delivery.attempts,
-                    "last_status_code": delivery.last_status_code,
-                    "delivered_at": delivery.delivered_at,
-                },
-            }
-        )
     events.sort(key=lambda e: e["at"])
     return events

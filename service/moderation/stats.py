@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from service.core.tables import Comment, CommentStatus, Decision, Review, utcnow
@@ -19,27 +20,31 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def site_stats(
-    session: Session, site_id: int, *, hours: int = 24, now: datetime | None = None
-) -> dict[str, Any]:
-    """Figures over the last `hours` hours, and an hourly series for the chart.
+_Bucket = dict[str, int]  # one hour's "decided", "held" and "reviewed"
 
-    The overturn rate of an attribute is the share of comments held for it that moderators
-    approved on their first review: 1 - overturn is the model's precision as people see it.
-    """
-    now = now or utcnow()
-    start = _hour(now) - timedelta(hours=hours - 1)
-    queue_size = session.scalar(
+
+def _held_now(session: Session, site_id: int) -> int | None:
+    return session.scalar(
         select(func.count())
         .select_from(Comment)
         .where(Comment.site_id == site_id, Comment.status == CommentStatus.HELD)
     )
-    decided = session.execute(
+
+
+def _decided_since(session: Session, site_id: int, start: datetime) -> Sequence[Row[datetime, str]]:
+    """(decided_at, action) of the site's decisions since `start`."""
+    return session.execute(
         select(Decision.decided_at, Decision.action)
         .join(Comment, Comment.id == Decision.comment_id)
         .where(Comment.site_id == site_id, Decision.decided_at >= start)
     ).all()
-    reviews = session.execute(
+
+
+def _reviews_since(
+    session: Session, site_id: int, start: datetime
+) -> Sequence[Row[str, str, datetime, datetime, list[dict[str, Any]]]]:
+    """(comment, action, reviewed at, decided at, the decision's reasons), in review order."""
+    return session.execute(
         select(
             Review.comment_id,
             Review.action,
@@ -51,7 +56,10 @@ def site_stats(
         .where(Review.site_id == site_id, Review.created_at >= start)
         .order_by(Review.id)
     ).all()
-    # Queue size at the end of each hour: held decisions before it, minus first reviews before it.
+
+
+def _queue_before(session: Session, site_id: int, start: datetime) -> int:
+    """The queue size when the window opens: held decisions before it, minus first reviews."""
     held_before = (
         session.scalar(
             select(func.count())
@@ -72,18 +80,21 @@ def site_stats(
         )
         or 0
     )
-    reviewed_earlier = (
-        set(
-            session.scalars(
-                select(Review.comment_id).where(
-                    Review.site_id == site_id, Review.created_at < start
-                )
-            )
+    return held_before - first_reviews_before
+
+
+def _reviewed_before(session: Session, site_id: int, start: datetime) -> set[str]:
+    return set(
+        session.scalars(
+            select(Review.comment_id).where(Review.site_id == site_id, Review.created_at < start)
         )
-        if reviews
-        else set()
     )
 
+
+def _buckets(
+    start: datetime, hours: int, decided: Sequence[Row[datetime, str]]
+) -> dict[datetime, _Bucket]:
+    """One bucket per hour of the window, with its decisions and holds counted."""
     buckets = {
         start + timedelta(hours=h): {"decided": 0, "held": 0, "reviewed": 0} for h in range(hours)
     }
@@ -92,6 +103,16 @@ def site_stats(
         if bucket is not None:
             bucket["decided"] += 1
             bucket["held"] += action == "hold"
+    return buckets
+
+
+def _first_reviews(
+    reviews: Sequence[Row[str, str, datetime, datetime, list[dict[str, Any]]]],
+    reviewed_earlier: set[str],
+    buckets: dict[datetime, _Bucket],
+) -> tuple[list[float], dict[str, dict[str, Any]]]:
+    """Count each comment's first review in its hour; (seconds from decision to review, the
+    overturns per attribute)."""
     first_seen: set[str] = set(reviewed_earlier)
     review_seconds: list[float] = []
     overturn: dict[str, dict[str, Any]] = {}
@@ -111,9 +132,12 @@ def site_stats(
             row["overturned"] += action == "approve"
     for row in overturn.values():
         row["rate"] = round(row["overturned"] / row["reviewed"], 4)
+    return review_seconds, overturn
 
+
+def _series(buckets: dict[datetime, _Bucket], queue: int) -> list[dict[str, Any]]:
+    """The hourly series; `queue` is the queue size when the window opens."""
     series = []
-    queue = held_before - first_reviews_before
     for hour, bucket in sorted(buckets.items()):
         queue += bucket["held"] - bucket["reviewed"]
         series.append(
@@ -127,6 +151,28 @@ def site_stats(
                 "queue_size": max(queue, 0),
             }
         )
+    return series
+
+
+def site_stats(
+    session: Session, site_id: int, *, hours: int = 24, now: datetime | None = None
+) -> dict[str, Any]:
+    """Figures over the last `hours` hours, and an hourly series for the chart.
+
+    The overturn rate of an attribute is the share of comments held for it that moderators
+    approved on their first review: 1 - overturn is the model's precision as people see it.
+    """
+    now = now or utcnow()
+    start = _hour(now) - timedelta(hours=hours - 1)
+    queue_size = _held_now(session, site_id)
+    decided = _decided_since(session, site_id, start)
+    reviews = _reviews_since(session, site_id, start)
+    # Queue size at the end of each hour: held decisions before it, minus first reviews before it.
+    queue_before = _queue_before(session, site_id, start)
+    reviewed_earlier = _reviewed_before(session, site_id, start) if reviews else set()
+
+    buckets = _buckets(start, hours, decided)
+    review_seconds, overturn = _first_reviews(reviews, reviewed_earlier, buckets)
     total = len(decided)
     held = sum(action == "hold" for _, action in decided)
     return {
@@ -141,5 +187,5 @@ def site_stats(
         if review_seconds
         else None,
         "overturn": dict(sorted(overturn.items())),
-        "series": series,
+        "series": _series(buckets, queue_before),
     }

@@ -101,7 +101,7 @@ UNDETERMINED = LanguageGuess(None, 0.0, False)
 @lru_cache(maxsize=1)
 def load_detector() -> Any:
     """The process's detector, loaded on first use (about 0.5 s); call it early to warm up."""
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier  # type: ignore[import-untyped]
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from service.core.broker import enqueue_webhooks
-from service.core.db import session_scope
 from service.core.errors import AuthError, InvalidInput
-from service.http.state import AppState
+from service.http.followups import send_review_webhooks
+from service.http.state import state_of
+from service.http.units import in_session, run_unit
 from service.moderation.reviews import Reviewed, review_comment, review_many
 from service.sites.keys import authenticate
 from service.web.auth import new_session
@@ -29,7 +29,6 @@ from service.web.deps import (
     read_form,
     safe_next,
     set_session_cookie,
-    state_of,
     wants_json,
     with_params,
 )
@@ -78,13 +77,12 @@ async def login(request: Request) -> Response:
     plain = (form.get("key") or "").strip()
     state = state_of(request)
 
-    def lookup() -> tuple[int, str]:
-        with session_scope(state.sessions) as session:
-            key = authenticate(session, plain or None)
-            return key.id, key.role
+    def lookup(session: Session) -> tuple[int, str]:
+        key = authenticate(session, plain or None)
+        return key.id, key.role
 
     try:
-        key_id, role = await run_in_threadpool(lookup)
+        key_id, role = await in_session(state, lookup)
     except AuthError as exc:
         message = "Enter your moderator key." if not plain else f"Not signed in: {exc.detail}."
         return _login_page(request, csrf=web.csrf, next_url=next_url, error=message, status=401)
@@ -109,14 +107,6 @@ def logout(request: Request, me: SignedIn, form: CheckedForm) -> Response:
     response = RedirectResponse("/moderate/login?signed_out=1", status_code=303)
     set_session_cookie(request, response, new_session())
     return response
-
-
-def _after_commit(state: AppState, reviewed: list[Reviewed]) -> None:
-    # The same step as the API's review routes (service/api/moderation.py): webhook deliveries
-    # were recorded with the reviews, and are sent once the reviews are committed.
-    ids = [d for r in reviewed for d in r.delivery_ids]
-    if ids:  # the beat task sends them later if the broker is away now
-        enqueue_webhooks(state.enqueue.app, ids)
 
 
 def _reason(form_value: str | None) -> str | None:
@@ -151,7 +141,8 @@ def review_one(request: Request, comment_id: str, me: SignedIn, form: CheckedFor
     if version_field and not version_field.isdigit():
         raise InvalidInput("version must be a whole number", field="version")
     state = state_of(request)
-    with session_scope(state.sessions) as session:
+
+    def review(session: Session) -> list[Reviewed]:
         reviewed = review_comment(
             session,
             me.caller.site_id,
@@ -159,8 +150,10 @@ def review_one(request: Request, comment_id: str, me: SignedIn, form: CheckedFor
             **_review_fields(me, form, action),
             version=int(version_field) if version_field else None,
         )
-    _after_commit(state, [reviewed])
-    return _done(request, form.get("next"), [reviewed], action)
+        return [reviewed]
+
+    reviewed = run_unit(state.sessions, review, after_commit=send_review_webhooks(state))
+    return _done(request, form.get("next"), reviewed, action)
 
 
 @router.post("/review")
@@ -171,7 +164,9 @@ def review_selected(request: Request, me: SignedIn, form: CheckedForm) -> Respon
     if not ids:
         raise InvalidInput("select at least one comment first (x, or its checkbox)", field="ids")
     state = state_of(request)
-    with session_scope(state.sessions) as session:
-        reviewed = review_many(session, me.caller.site_id, ids, **_review_fields(me, form, action))
-    _after_commit(state, reviewed)
+
+    def review(session: Session) -> list[Reviewed]:
+        return review_many(session, me.caller.site_id, ids, **_review_fields(me, form, action))
+
+    reviewed = run_unit(state.sessions, review, after_commit=send_review_webhooks(state))
     return _done(request, form.get("next"), reviewed, action)

@@ -11,13 +11,14 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from service.core.db import session_scope
 from service.core.errors import ModerationError
 from service.core.tables import ApiKey, Role, utcnow
 from service.http.deps import Caller
-from service.http.state import AppState
+from service.http.state import state_of
+from service.http.units import run_unit
 from service.web.auth import (
     COOKIE_NAME,
     WebSession,
@@ -43,7 +44,6 @@ __all__ = [
     "read_form",
     "safe_next",
     "set_session_cookie",
-    "state_of",
     "wants_json",
     "with_params",
 ]
@@ -103,10 +103,6 @@ class Form:
         return self.fields.get(name, [])
 
 
-def state_of(request: Request) -> AppState:
-    return request.app.state.moderation  # type: ignore[no-any-return]
-
-
 def current_session(request: Request) -> WebSession | None:
     settings = state_of(request).settings
     return read_session(
@@ -135,14 +131,17 @@ def signed_in(request: Request) -> Moderator:
     web = current_session(request)
     if web is None or web.key_id is None:
         raise SignInRequired()
-    with session_scope(state_of(request).sessions) as session:
-        key = session.get(ApiKey, web.key_id)
+    key_id = web.key_id
+
+    def check(session: Session) -> Caller:
+        key = session.get(ApiKey, key_id)
         # revoked_at may lie ahead: a rotated key keeps working through its grace period.
         revoked = key is not None and key.revoked_at is not None and key.revoked_at <= utcnow()
         if key is None or revoked or key.role not in SIGN_IN_ROLES:
             raise SignInRequired(ended=True)
-        caller = Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
-    return Moderator(caller, web)
+        return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
+
+    return Moderator(run_unit(state_of(request).sessions, check), web)
 
 
 SignedIn = Annotated[Moderator, Depends(signed_in)]

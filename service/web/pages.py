@@ -13,14 +13,15 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from service.comments.intake import get_comment
-from service.core.db import session_scope
 from service.core.errors import InvalidInput, NotFound
 from service.core.tables import CommentStatus, utcnow
+from service.http.state import state_of
+from service.http.units import run_unit
 from service.moderation.authors import author_view
 from service.moderation.review_queue import QueueFilters, author_histories, list_queue, queue_item
 from service.moderation.reviews import comment_history
 from service.moderation.stats import site_stats
-from service.web.deps import SignedIn, WebRoute, html_page, state_of
+from service.web.deps import SignedIn, WebRoute, html_page
 from service.web.render import STATIC_DIR
 
 __all__ = ["router"]
@@ -85,15 +86,17 @@ def queue_page(
     order: Literal["score", "age"] = "age" if sort == "age" else "score"
     filters = _filters(article, section, author, reason, attribute)
     rendered_at = utcnow()
-    with session_scope(state_of(request).sessions) as session:
-        page = list_queue(
+    page = run_unit(
+        state_of(request).sessions,
+        lambda session: list_queue(
             session,
             me.caller.site_id,
             filters=filters,
             sort=order,
             limit=PAGE_SIZE,
             cursor=_blank_to_none(cursor),
-        )
+        ),
+    )
     shown = {
         "article": filters.article_id or "",
         "section": filters.section or "",
@@ -139,14 +142,16 @@ def queue_updates(
     if after.tzinfo is None:
         raise InvalidInput("since must carry a time zone", field="since")
     filters = replace(_filters(article, section, author, reason, attribute), held_since=after)
-    with session_scope(state_of(request).sessions) as session:
-        page = list_queue(
+    page = run_unit(
+        state_of(request).sessions,
+        lambda session: list_queue(
             session,
             me.caller.site_id,
             filters=filters,
             sort="age" if sort == "age" else "score",
             limit=100,
-        )
+        ),
+    )
     # Without the script these forms would return to the queue, never to this fragment.
     return html_page(request, "_items.html", moderator=me, items=page.items, here="/moderate")
 
@@ -169,8 +174,10 @@ def comment_page(
     request: Request, me: SignedIn, comment_id: str, done: str | None = None, n: str | None = None
 ) -> HTMLResponse:
     """One comment, its scores and reasons, the review buttons and its whole audit trail."""
-    with session_scope(state_of(request).sessions) as session:
-        context = _comment_context(session, me.caller.site_id, comment_id)
+    context = run_unit(
+        state_of(request).sessions,
+        lambda session: _comment_context(session, me.caller.site_id, comment_id),
+    )
     return html_page(request, "comment.html", moderator=me, notice=_notice(done, n), **context)
 
 
@@ -179,8 +186,10 @@ def author_page(
     request: Request, me: SignedIn, author_id: str, fragment: str | None = None
 ) -> HTMLResponse:
     """An author's standing, counts and latest comments; `fragment=1` for the inline panel."""
-    with session_scope(state_of(request).sessions) as session:
-        author = author_view(session, me.caller.site_id, author_id)
+    author = run_unit(
+        state_of(request).sessions,
+        lambda session: author_view(session, me.caller.site_id, author_id),
+    )
     template = "_author.html" if fragment else "author.html"
     return html_page(request, template, moderator=me, author=author)
 
@@ -189,8 +198,10 @@ def author_page(
 def stats_page(request: Request, me: SignedIn, hours: str = "24") -> HTMLResponse:
     """Queue size, hold rate, review times and overturn rates, with an hourly chart."""
     span = int(hours) if hours.isdigit() and int(hours) in STATS_HOURS else STATS_HOURS[0]
-    with session_scope(state_of(request).sessions) as session:
-        stats = site_stats(session, me.caller.site_id, hours=span)
+    stats = run_unit(
+        state_of(request).sessions,
+        lambda session: site_stats(session, me.caller.site_id, hours=span),
+    )
     return html_page(
         request, "stats.html", moderator=me, stats=stats, hours=span, choices=STATS_HOURS
     )

@@ -13,15 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import orjson
 import structlog
-from sqlalchemy import CursorResult, Result, and_, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.core.db import session_scope
+from service.core.db import rowcount, session_scope
 from service.core.settings import Settings
 from service.core.tables import Site, WebhookAttempt, WebhookDelivery, utcnow
 from service.webhooks.config import WEBHOOK_REMOVED, DeliveryStatus, signed_headers
@@ -72,7 +72,7 @@ def backoff_seconds(
 ) -> float:
     """base, 2·base, 4·base ... capped at maximum, less up to `jitter` of it, so deliveries
     that failed together (a receiver was down) do not all come back in the same second."""
-    delay = min(base * 2 ** min(max(attempt - 1, 0), 60), maximum)
+    delay: float = min(base * 2 ** min(max(attempt - 1, 0), 60), maximum)  # int ** int is Any
     return delay * (1 - jitter * rand())
 
 
@@ -109,10 +109,6 @@ def due_deliveries(
             .execution_options(synchronize_session=False)
         )
     return ids
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return cast("CursorResult[Any]", result).rowcount
 
 
 @dataclass(frozen=True)
@@ -161,7 +157,7 @@ def _lease(
         )
         .execution_options(synchronize_session=False)
     )
-    if _rowcount(taken) != 1:
+    if rowcount(taken) != 1:
         return None
     row = session.execute(
         select(WebhookDelivery, Site.webhook_url, Site.webhook_secret)
@@ -204,6 +200,28 @@ def _post(client: httpx.Client, out: _Outbound, *, now: datetime, timeout: float
     return response.status_code
 
 
+def _next_state(
+    out: _Outbound, code: int | None, error: str | None, *, now: datetime, policy: RetryPolicy
+) -> dict[str, Any]:
+    """The delivery's columns after this attempt: delivered, failed for good, or retried later."""
+    values: dict[str, Any] = {"lease_until": None, "last_status_code": code, "last_error": error}
+    if code is not None and 200 <= code < 300:
+        values |= {"status": DeliveryStatus.DELIVERED, "delivered_at": now}
+    elif code == 410:  # Gone: the receiver says this endpoint will never accept it
+        values |= {"status": DeliveryStatus.FAILED, "last_error": "the receiver answered 410 Gone"}
+    elif error == WEBHOOK_REMOVED or now >= out.created_at + policy.give_up_after:
+        values |= {"status": DeliveryStatus.FAILED}
+    else:
+        delay = backoff_seconds(
+            out.number, base=policy.backoff_base_seconds, maximum=policy.backoff_max_seconds
+        )
+        values |= {
+            "status": DeliveryStatus.PENDING,
+            "next_attempt_at": now + timedelta(seconds=delay),
+        }
+    return values
+
+
 def _finish(
     session: Session,
     out: _Outbound,
@@ -226,21 +244,7 @@ def _finish(
             error=error,
         )
     )
-    values: dict[str, Any] = {"lease_until": None, "last_status_code": code, "last_error": error}
-    if code is not None and 200 <= code < 300:
-        values |= {"status": DeliveryStatus.DELIVERED, "delivered_at": now}
-    elif code == 410:  # Gone: the receiver says this endpoint will never accept it
-        values |= {"status": DeliveryStatus.FAILED, "last_error": "the receiver answered 410 Gone"}
-    elif error == WEBHOOK_REMOVED or now >= out.created_at + policy.give_up_after:
-        values |= {"status": DeliveryStatus.FAILED}
-    else:
-        delay = backoff_seconds(
-            out.number, base=policy.backoff_base_seconds, maximum=policy.backoff_max_seconds
-        )
-        values |= {
-            "status": DeliveryStatus.PENDING,
-            "next_attempt_at": now + timedelta(seconds=delay),
-        }
+    values = _next_state(out, code, error, now=now, policy=policy)
     # Only while the lease is still ours: if it expired and another worker took over, that
     # worker's attempt decides the state; ours is kept in the attempt list all the same.
     moved = session.execute(
@@ -253,7 +257,7 @@ def _finish(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    status = values["status"] if _rowcount(moved) == 1 else DeliveryStatus.SENDING
+    status = values["status"] if rowcount(moved) == 1 else DeliveryStatus.SENDING
     if status != DeliveryStatus.DELIVERED:
         log.info(
             "webhook_attempt_failed",

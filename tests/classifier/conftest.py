@@ -40,7 +40,7 @@ def synthetic_corpus() -> tuple[list[str], np.ndarray]:
     texts: list[str] = []
     rows: list[list[float]] = []
     suffixes = ["", " today", " again", " please", " here"]
-    groups = [
+    groups: list[tuple[list[str], list[float]]] = [
         (CIVIL, [0, 0, 0, 0, 0, 0]),
         (INSULTS, [1, 0, 0, 0, 1, 0]),
         (OBSCENE, [1, 0, 1, 0, 0, 0]),

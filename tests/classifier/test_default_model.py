@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from classifier import ATTRIBUTES, ToxicityModel, load_default_model
-from classifier.artifact import DEFAULT_MODEL_DIR
+from classifier.artifact import DEFAULT_MODEL_DIR, artifact_files
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +32,11 @@ def test_default_model_explains_with_its_own_words(default_model: ToxicityModel)
 
 
 def test_default_model_card_has_provenance_and_thresholds(default_model: ToxicityModel) -> None:
-    card = default_model.card
+    card = default_model.card_
     assert card["command"].startswith("moderation train")
     assert set(card["recommended_thresholds"]) == set(ATTRIBUTES)
     assert all(0 < t < 1 for t in card["recommended_thresholds"].values())
-    assert default_model.version.startswith("tfidf-lr-")
+    assert default_model.version_.startswith("tfidf-lr-")
 
 
 def test_default_artifact_fits_the_size_budget() -> None:
@@ -42,3 +44,14 @@ def test_default_artifact_fits_the_size_budget() -> None:
         pytest.skip("default model not trained yet")
     size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
     assert size <= 25 * 1024 * 1024
+
+
+def test_the_default_artifact_reserialises_to_its_own_bytes(
+    default_model: ToxicityModel,
+) -> None:
+    files = artifact_files(default_model)
+    for name, data in files.items():
+        assert data == (DEFAULT_MODEL_DIR / name).read_bytes(), name
+    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    assert default_model.sha256_ == manifest["sha256"]
+    assert default_model.version_ == f"tfidf-lr-{manifest['sha256'][:12]}"

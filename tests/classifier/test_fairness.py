@@ -81,10 +81,12 @@ def test_auc_functions_on_a_small_hand_made_case() -> None:
     labels = np.asarray([0, 1, 0, 1])
     scores = np.asarray([0.6, 0.7, 0.1, 0.5])
     subgroup = np.asarray([True, True, False, False])
-    assert subgroup_auc(labels, scores, subgroup) == 1.0
-    assert bpsn_auc(labels, scores, subgroup) == 0.0  # subgroup negative 0.6 > background 0.5
-    assert bnsp_auc(labels, scores, subgroup) == 1.0
-    assert subgroup_auc(labels, scores, np.asarray([True, False, True, False])) is None
+    assert subgroup_auc(labels, scores, in_subgroup=subgroup) == 1.0
+    # subgroup negative 0.6 > background 0.5
+    assert bpsn_auc(labels, scores, in_subgroup=subgroup) == 0.0
+    assert bnsp_auc(labels, scores, in_subgroup=subgroup) == 1.0
+    other = np.asarray([True, False, True, False])
+    assert subgroup_auc(labels, scores, in_subgroup=other) is None
 
 
 def test_power_mean_leans_to_the_worst_value() -> None:
@@ -97,8 +99,10 @@ def test_power_mean_leans_to_the_worst_value() -> None:
 
 
 def test_jigsaw_score_weights_overall_auc_a_quarter() -> None:
-    assert jigsaw_bias_score(0.8, [1.0], [1.0], [1.0]) == pytest.approx(0.25 * 0.8 + 0.75)
-    assert jigsaw_bias_score(1.0, [0.6], [0.9], [0.9]) == pytest.approx(0.25 + 0.25 * 2.4)
+    perfect = jigsaw_bias_score(0.8, subgroup=[1.0], bpsn=[1.0], bnsp=[1.0])
+    assert perfect == pytest.approx(0.25 * 0.8 + 0.75)
+    mixed = jigsaw_bias_score(1.0, subgroup=[0.6], bpsn=[0.9], bnsp=[0.9])
+    assert mixed == pytest.approx(0.25 + 0.25 * 2.4)
 
 
 def test_model_report_has_hold_rate_and_accepts_real_background(model: ToxicityModel) -> None:
@@ -146,9 +150,15 @@ def test_term_balancing_adds_harmless_mentions_until_a_term_is_as_toxic_as_the_r
     toxic = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, np.nan])
     weights = np.array([1.0] * 9 + [50.0])  # the unlabelled row counts for nothing
     out = term_balancing_weights(
-        texts, toxic, weights, ["gay"] * 4 + ["Russian"] * 2 + ["man"], floor=0.5
+        texts,
+        toxic,
+        weights=weights,
+        augmentation_terms=["gay"] * 4 + ["Russian"] * 2 + ["man"],
+        floor=0.5,
     )
     assert out[:4] == pytest.approx([(2 / (2 / 9) - 2) / 4] * 4)
     assert list(out[4:]) == [0.5, 0.5, 0.5]  # "man" never occurs, so no weight is "needed"
     with pytest.raises(ValueError, match="differ in length"):
-        term_balancing_weights(texts, toxic[:3], weights, ["gay"], floor=1.0)
+        term_balancing_weights(
+            texts, toxic[:3], weights=weights, augmentation_terms=["gay"], floor=1.0
+        )

@@ -30,8 +30,8 @@ def test_save_and_load_give_identical_predictions(
     loaded = load_model(model_dir)
     np.testing.assert_array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
     assert loaded.explain("you stupid idiot") == model.explain("you stupid idiot")
-    assert loaded.sha256 == model.sha256 and len(loaded.sha256) == 64
-    assert loaded.version == f"tfidf-lr-{loaded.sha256[:12]}"
+    assert loaded.sha256_ == model.sha256_ and len(loaded.sha256_) == 64
+    assert loaded.version_ == f"tfidf-lr-{loaded.sha256_[:12]}"
 
 
 def test_saving_the_same_model_twice_gives_the_same_bytes(
@@ -78,7 +78,7 @@ def test_manifest_edited_to_match_tampered_file_still_fails(artifact: Path) -> N
         load_model(artifact)
 
 
-def _rewrite(artifact: Path, name: str, data: bytes) -> None:
+def _rewrite(artifact: Path, name: str, *, data: bytes) -> None:
     """Change one content file and re-sign the manifest, as a careful attacker would."""
     (artifact / name).write_bytes(data)
     files = {n: (artifact / n).read_bytes() for n in ("model.json", "model.npz")}
@@ -90,7 +90,7 @@ def _rewrite(artifact: Path, name: str, data: bytes) -> None:
 def test_re_signed_content_with_unknown_params_is_refused(artifact: Path) -> None:
     meta = json.loads((artifact / "model.json").read_text())
     meta["params"]["surprise"] = 1
-    _rewrite(artifact, "model.json", json.dumps(meta).encode())
+    _rewrite(artifact, "model.json", data=json.dumps(meta).encode())
     with pytest.raises(ArtifactError, match="inconsistent"):
         load_model(artifact)
 
@@ -101,14 +101,14 @@ def test_re_signed_arrays_of_the_wrong_shape_are_refused(artifact: Path) -> None
     arrays["calibration"] = arrays["calibration"][:, :1]
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    _rewrite(artifact, "model.npz", buffer.getvalue())
+    _rewrite(artifact, "model.npz", data=buffer.getvalue())
     with pytest.raises(ArtifactError, match="calibration"):
         load_model(artifact)
 
 
 def test_an_artifact_other_than_the_expected_one_is_refused(artifact: Path) -> None:
-    sha = load_model(artifact).sha256
-    assert load_model(artifact, expected_sha256=sha).sha256 == sha
+    sha = load_model(artifact).sha256_
+    assert load_model(artifact, expected_sha256=sha).sha256_ == sha
     with pytest.raises(ArtifactError, match="not the expected"):
         load_model(artifact, expected_sha256="0" * 64)
 

@@ -27,7 +27,7 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+def _write_csv(path: Path, header: list[str], *, rows: list[list[str]]) -> Path:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "wt", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
@@ -65,7 +65,7 @@ def test_score_with_a_broken_model_dir_exits_2(
 def test_evaluate_prints_aucs_and_threshold_table(
     app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
 ) -> None:
-    data = _write_csv(tmp_path / "eval.csv.gz", ["id", "comment_text", *ATTRIBUTES], LABELLED)
+    data = _write_csv(tmp_path / "eval.csv.gz", ["id", "comment_text", *ATTRIBUTES], rows=LABELLED)
     result = runner.invoke(app, ["evaluate", "--data", str(data), "--model", str(model_dir)])
     assert result.exit_code == 0, result.output
     assert "roc_auc" in result.output and "hold rate / recall" in result.output
@@ -77,10 +77,10 @@ def test_evaluate_rejects_missing_file_and_unlabelled_file(
 ) -> None:
     missing = runner.invoke(app, ["evaluate", "--data", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 2 and "not found" in missing.stderr
-    bare = _write_csv(tmp_path / "bare.csv", ["id", "comment_text"], [["1", "hi"]])
+    bare = _write_csv(tmp_path / "bare.csv", ["id", "comment_text"], rows=[["1", "hi"]])
     unlabelled = runner.invoke(app, ["evaluate", "--data", str(bare), "--model", str(model_dir)])
     assert unlabelled.exit_code == 2 and "label columns" in unlabelled.stderr
-    textless = _write_csv(tmp_path / "textless.csv", ["id", "toxic"], [["1", "0"]])
+    textless = _write_csv(tmp_path / "textless.csv", ["id", "toxic"], rows=[["1", "0"]])
     no_text = runner.invoke(app, ["evaluate", "--data", str(textless)])
     assert no_text.exit_code == 2 and "comment_text" in no_text.stderr
 
@@ -91,7 +91,7 @@ def test_score_file_writes_ids_and_scores_in_input_order(
     source = _write_csv(
         tmp_path / "in.csv",
         ["id", "body"],
-        [[str(i), f"comment number {i} you idiot" * (i % 2)] for i in range(7)],
+        rows=[[str(i), f"comment number {i} you idiot" * (i % 2)] for i in range(7)],
     )
     out = tmp_path / "out.csv"
     result = runner.invoke(
@@ -120,7 +120,7 @@ def test_score_file_writes_ids_and_scores_in_input_order(
 def test_score_file_without_id_column_and_with_unknown_column(
     app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
 ) -> None:
-    source = _write_csv(tmp_path / "in.csv", ["body"], [["hello"], ["you idiot"]])
+    source = _write_csv(tmp_path / "in.csv", ["body"], rows=[["hello"], ["you idiot"]])
     out = tmp_path / "out.csv"
     ok = runner.invoke(
         app,
@@ -191,7 +191,7 @@ def test_evaluate_bias_prints_identity_table_summary_and_offenders(
 def test_evaluate_report_writes_html_and_plots_and_keeps_the_tables(
     app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
 ) -> None:
-    data = _write_csv(tmp_path / "eval.csv", ["id", "comment_text", *ATTRIBUTES], LABELLED)
+    data = _write_csv(tmp_path / "eval.csv", ["id", "comment_text", *ATTRIBUTES], rows=LABELLED)
     out = tmp_path / "report"
     result = runner.invoke(
         app, ["evaluate", "--data", str(data), "--model", str(model_dir), "--report", str(out)]
@@ -208,7 +208,7 @@ def test_evaluate_report_writes_html_and_plots_and_keeps_the_tables(
 def test_calibrate_prints_thresholds_rates_and_a_settings_line(
     app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
 ) -> None:
-    data = _write_csv(tmp_path / "eval.csv", ["id", "comment_text", *ATTRIBUTES], LABELLED)
+    data = _write_csv(tmp_path / "eval.csv", ["id", "comment_text", *ATTRIBUTES], rows=LABELLED)
     # obscene, threat and identity_hate are labelled without positives: no recall target.
     for goal, attributes in (
         (["--target-recall", "1.0"], {"toxic", "insult"}),
@@ -251,7 +251,7 @@ def test_calibrate_rejects_bad_goals_with_exit_2(
     args: list[str],
     message: str,
 ) -> None:
-    data = _write_csv(tmp_path / "eval.csv", ["id", "comment_text", *ATTRIBUTES], LABELLED)
+    data = _write_csv(tmp_path / "eval.csv", ["id", "comment_text", *ATTRIBUTES], rows=LABELLED)
     result = runner.invoke(
         app, ["calibrate", "--data", str(data), *args, "--model", str(model_dir)]
     )
@@ -266,7 +266,7 @@ def test_calibrate_rejects_missing_and_unlabelled_files(
         app, ["calibrate", "--data", str(tmp_path / "nope.csv"), "--target-recall", "0.9"]
     )
     assert missing.exit_code == 2 and "not found" in missing.stderr
-    bare = _write_csv(tmp_path / "bare.csv", ["id", "comment_text"], [["1", "hi"]])
+    bare = _write_csv(tmp_path / "bare.csv", ["id", "comment_text"], rows=[["1", "hi"]])
     unlabelled = runner.invoke(
         app, ["calibrate", "--data", str(bare), "--max-hold-rate", "0.1", "--model", str(model_dir)]
     )
@@ -276,7 +276,7 @@ def test_calibrate_rejects_missing_and_unlabelled_files(
 def test_score_file_refuses_to_overwrite_its_input_or_write_nowhere(
     app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
 ) -> None:
-    source = _write_csv(tmp_path / "in.csv", ["body"], [["hello"], ["you idiot"]])
+    source = _write_csv(tmp_path / "in.csv", ["body"], rows=[["hello"], ["you idiot"]])
     before = source.read_text()
     same = runner.invoke(
         app, ["score-file", str(source), "--text-column", "body", "--out", str(source),
@@ -295,7 +295,7 @@ def test_score_file_refuses_to_overwrite_its_input_or_write_nowhere(
 def test_score_file_of_a_header_only_or_undecodable_file_fails_cleanly(
     app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
 ) -> None:
-    empty = _write_csv(tmp_path / "empty.csv", ["body"], [])
+    empty = _write_csv(tmp_path / "empty.csv", ["body"], rows=[])
     out = tmp_path / "out.csv"
     args = ["--text-column", "body", "--out", str(out), "--model", str(model_dir)]
     result = runner.invoke(app, ["score-file", str(empty), *args])
@@ -312,7 +312,7 @@ def test_score_file_of_a_header_only_or_undecodable_file_fails_cleanly(
 def test_evaluate_or_calibrate_on_a_file_without_labelled_rows_fails_cleanly(
     app: typer.Typer, runner: CliRunner, model_dir: Path, tmp_path: Path
 ) -> None:
-    header_only = _write_csv(tmp_path / "empty.csv", ["id", "comment_text", "toxic"], [])
+    header_only = _write_csv(tmp_path / "empty.csv", ["id", "comment_text", "toxic"], rows=[])
     for command in (["evaluate"], ["calibrate", "--target-recall", "0.9"]):
         result = runner.invoke(
             app, [*command, "--data", str(header_only), "--model", str(model_dir)]

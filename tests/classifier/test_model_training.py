@@ -15,9 +15,12 @@ from typer.testing import CliRunner
 from classifier import ATTRIBUTES, DataError, load_corpus, load_model, train
 from classifier.fairness import identity_augmentation
 from classifier.training import (
+    EXPERIMENTS,
+    EXPERIMENTS_FILE,
     IDENTITY_AUGMENTATION_WEIGHT,
     TRAINING_MIX,
     Source,
+    load_experiments,
     load_training_data,
 )
 from service.cli.model import register
@@ -25,7 +28,7 @@ from service.cli.model import register
 SMALL = {"word_max_features": 2000, "char_max_features": 3000, "min_count": 1, "n_jobs": 1}
 
 
-def _write(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def _write(path: Path, header: list[str], *, rows: list[list[str]]) -> None:
     with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -51,22 +54,26 @@ def data_dir(
     _write(
         root / "jigsaw_train.csv.gz",
         ["id", "comment_text", *ATTRIBUTES, "source", "natural_sample"],
-        rows,
+        rows=rows,
     )
     six = [[f"x{i}", t, *map(_cell, y)] for i, (t, y) in enumerate(zip(texts, labels, strict=True))]
-    _write(root / "jigsaw_lowercase_train.csv.gz", ["id", "comment_text", *ATTRIBUTES], six)
-    _write(root / "jigsaw_test.csv.gz", ["id", "comment_text", *ATTRIBUTES], six)
+    _write(root / "jigsaw_lowercase_train.csv.gz", ["id", "comment_text", *ATTRIBUTES], rows=six)
+    _write(root / "jigsaw_test.csv.gz", ["id", "comment_text", *ATTRIBUTES], rows=six)
     toxic_only = [
         [f"t{i}", t, _cell(y[0])] for i, (t, y) in enumerate(zip(texts, labels, strict=True))
     ]
-    _write(root / "toxic_spans_train.csv.gz", ["id", "comment_text", "toxic"], toxic_only)
-    _write(root / "civil_comments_sample_train.csv.gz", ["id", "comment_text", "toxic"], toxic_only)
-    _write(root / "wiki_cat_train.csv.gz", ["id", "comment_text", "toxic"], toxic_only)
-    _write(root / "hatexplain_train.csv.gz", ["id", "comment_text", "toxic"], toxic_only)
-    _write(root / "olid_train.csv.gz", ["id", "comment_text", "offensive"], toxic_only)
+    _write(root / "toxic_spans_train.csv.gz", ["id", "comment_text", "toxic"], rows=toxic_only)
+    _write(
+        root / "civil_comments_sample_train.csv.gz",
+        ["id", "comment_text", "toxic"],
+        rows=toxic_only,
+    )
+    _write(root / "wiki_cat_train.csv.gz", ["id", "comment_text", "toxic"], rows=toxic_only)
+    _write(root / "hatexplain_train.csv.gz", ["id", "comment_text", "toxic"], rows=toxic_only)
+    _write(root / "olid_train.csv.gz", ["id", "comment_text", "offensive"], rows=toxic_only)
     # Stormfront leaves "relation" and "idk/skip" sentences unlabelled.
     hate = [[i, t, "" if n % 7 == 0 else y] for n, (i, t, y) in enumerate(toxic_only)]
-    _write(root / "stormfront_train.csv.gz", ["id", "comment_text", "hate"], hate)
+    _write(root / "stormfront_train.csv.gz", ["id", "comment_text", "hate"], rows=hate)
     return root
 
 
@@ -74,7 +81,7 @@ def test_train_reports_metrics_and_fills_the_card(data_dir: Path) -> None:
     stages: list[float] = []
     model, report = train(data_dir, params=SMALL, progress=lambda _s, f: stages.append(f))
     assert stages[-1] == 1.0 and stages == sorted(stages)
-    card = model.card
+    card = model.card_
     assert set(card["recommended_thresholds"]) == set(ATTRIBUTES)
     assert {row["file"] for row in card["data"]} >= {"jigsaw_train.csv.gz", "jigsaw_test.csv.gz"}
     assert (
@@ -83,7 +90,7 @@ def test_train_reports_metrics_and_fills_the_card(data_dir: Path) -> None:
     )
     toxic = report["metrics"]["jigsaw_test (toxic; balanced)"][0]
     assert toxic["roc_auc"] > 0.9
-    assert model.version.startswith("tfidf-lr-") and len(model.sha256) == 64
+    assert model.version_.startswith("tfidf-lr-") and len(model.sha256_) == 64
 
 
 def test_train_refuses_a_missing_data_dir(tmp_path: Path) -> None:
@@ -101,7 +108,7 @@ def test_train_command_writes_artifact_and_card(data_dir: Path, tmp_path: Path) 
     card = (out / "MODEL_CARD.md").read_text()
     assert card.startswith("# Model card — tfidf-lr-")
     assert "## What was tried" in card and "(chosen)" in card
-    assert load_model(out).card["recommended_thresholds"]
+    assert load_model(out).card_["recommended_thresholds"]
 
 
 def test_training_data_keeps_holdouts_out_and_maps_other_label_columns(data_dir: Path) -> None:
@@ -143,7 +150,7 @@ def test_a_weight_column_multiplies_its_corpus_weight_row_by_row(
         (tmp_path / path.name).symlink_to(path)
     header = ["id", "comment_text", *ATTRIBUTES, "weight"]
     rows = [["a", "you fool", "1", "", "", "", "", "", "2.5"], ["b", "fine", *"000000", "1"]]
-    _write(tmp_path / "site.csv.gz", header, rows)
+    _write(tmp_path / "site.csv.gz", header, rows=rows)
     mix = {"jigsaw_train": TRAINING_MIX["jigsaw_train"]}
     data = load_training_data(
         tmp_path, mix={**mix, "site": Source(ATTRIBUTES, 4.0, row_weights=True)}
@@ -151,11 +158,23 @@ def test_a_weight_column_multiplies_its_corpus_weight_row_by_row(
     where = {t: w for t, w in zip(data.texts, data.weights, strict=True)}
     assert where["you fool"] == 10.0 and where["fine"] == 4.0
     for bad in ("0", "-1", "lots", "nan"):
-        _write(tmp_path / "site.csv.gz", header, [[*rows[0][:-1], bad]])
+        _write(tmp_path / "site.csv.gz", header, rows=[[*rows[0][:-1], bad]])
         with pytest.raises(DataError, match="weight"):
             load_training_data(
                 tmp_path, mix={**mix, "site": Source(ATTRIBUTES, 1, row_weights=True)}
             )
-    _write(tmp_path / "site.csv.gz", header[:-1], [rows[0][:-1]])
+    _write(tmp_path / "site.csv.gz", header[:-1], rows=[rows[0][:-1]])
     with pytest.raises(DataError, match="weight"):
         load_training_data(tmp_path, mix={**mix, "site": Source(ATTRIBUTES, 1, row_weights=True)})
+
+
+def test_the_experiments_table_is_read_from_its_data_file(tmp_path: Path) -> None:
+    assert load_experiments() == EXPERIMENTS and len(EXPERIMENTS) > 1
+    keys = list(EXPERIMENTS[0])
+    assert keys[0] == "variant" and all(list(row) == keys for row in EXPERIMENTS)
+    assert all(isinstance(v, float) for row in EXPERIMENTS for v in list(row.values())[1:])
+    assert EXPERIMENTS[-1]["variant"].endswith("(chosen)")
+    broken = tmp_path / "experiments.toml"
+    broken.write_text(EXPERIMENTS_FILE.read_text() + '\n[[experiment]]\nvariant = "x"\n')
+    with pytest.raises(ValueError, match="keys"):
+        load_experiments(broken)

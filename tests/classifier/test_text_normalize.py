@@ -51,7 +51,7 @@ def test_fast_path_matches_the_offset_version() -> None:
         assert normalize_text(text) == normalize(text)[0]
 
 
-def _span_of(text: str, normalized: str, offsets: np.ndarray, word: str) -> str:
+def _span_of(text: str, normalized: str, *, offsets: np.ndarray, word: str) -> str:
     """The original text behind `word` in the normalised text (as explanations compute it)."""
     start = normalized.index(word)
     end = start + len(word)
@@ -75,7 +75,7 @@ def test_look_alike_letters_fold_to_latin_and_map_back(
 ) -> None:
     normalized, offsets = normalize(text)
     assert normalized.endswith(expected)
-    assert _span_of(text, normalized, offsets, expected) == original
+    assert _span_of(text, normalized, offsets=offsets, word=expected) == original
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_html_tags_are_removed_and_entities_decoded() -> None:
     text = "<p>You <b>id</b>iot</p><br/>Tom &amp; Jerry&#39;s &lt;3 &#x456;diot"
     normalized, offsets = normalize(text)
     assert normalized == " you idiot  tom & jerry's <3 idiot"
-    assert _span_of(text, normalized, offsets, "idiot") == "id</b>iot"
+    assert _span_of(text, normalized, offsets=offsets, word="idiot") == "id</b>iot"
     assert text[offsets[normalized.index("&")]] == "&"
 
 

@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypedDict
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
 from classifier import ATTRIBUTES, ToxicityModel
 from classifier.model import nb_log_count_ratio
 
 CorpusFactory = Callable[[], tuple[list[str], np.ndarray]]
+
+
+class Small(TypedDict):
+    """ToxicityModel's size arguments for a model that fits in a blink."""
+
+    word_max_features: int
+    char_max_features: int
+    min_count: int
+    n_jobs: int
+
+
+class Variant(TypedDict, total=False):
+    """ToxicityModel's recipe arguments, typed so that `**variant` type-checks."""
+
+    class_weight: str | None
+    nb_scaling: bool
+    nb_binary: bool
+    min_positives: int
+    separate_word_char: bool
+
+
+SMALL: Small = {"word_max_features": 500, "char_max_features": 500, "min_count": 1, "n_jobs": 1}
 
 
 def test_each_attribute_trains_only_on_rows_labelled_for_it(
@@ -31,7 +55,7 @@ def test_each_attribute_trains_only_on_rows_labelled_for_it(
 def test_attribute_without_any_label_still_fits(make_corpus: CorpusFactory) -> None:
     texts, labels = make_corpus()
     labels[:, ATTRIBUTES.index("identity_hate")] = np.nan
-    model = ToxicityModel(word_max_features=500, char_max_features=500, min_count=1, n_jobs=1)
+    model = ToxicityModel(**SMALL)
     proba = model.fit(texts, labels).predict_proba(["you idiot"])
     assert np.isfinite(proba).all()
 
@@ -48,7 +72,7 @@ def test_predict_proba_handles_empty_input_and_rejects_a_bare_string(model: Toxi
     assert model.predict_proba([]).shape == (0, len(ATTRIBUTES))
     assert model.predict_proba([""]).shape == (1, len(ATTRIBUTES))
     with pytest.raises(TypeError):
-        model.predict_proba("you idiot")  # type: ignore[arg-type]
+        model.predict_proba("you idiot")
 
 
 def test_odd_input_scores_without_error(model: ToxicityModel) -> None:
@@ -94,23 +118,23 @@ def test_explain_of_civil_text_or_unknown_attribute(model: ToxicityModel) -> Non
 def test_nb_ratio_favours_features_seen_with_positives() -> None:
     x = sp.csr_matrix(np.array([[1.0, 0.0, 1.0], [2.0, 0.0, 1.0], [0.0, 1.0, 1.0]]))
     target = np.array([1.0, 1.0, 0.0])
-    ratio = nb_log_count_ratio(x, target, np.ones(3), alpha=1.0, binary=True)
+    ratio = nb_log_count_ratio(x, target, weights=np.ones(3), alpha=1.0, binary=True)
     # Presence counts + 1: positives (3, 1, 3) of 7, negatives (1, 2, 2) of 5.
     np.testing.assert_allclose(ratio, np.log([3 / 7 / (1 / 5), 1 / 7 / (2 / 5), 3 / 7 / (2 / 5)]))
-    weighted = nb_log_count_ratio(x, target, np.array([1.0, 1.0, 3.0]), binary=True)
+    weighted = nb_log_count_ratio(x, target, weights=np.array([1.0, 1.0, 3.0]), binary=True)
     assert weighted[1] < ratio[1]  # a heavier negative row pulls its feature further down
-    by_mass = nb_log_count_ratio(x, target, np.ones(3), binary=False)
+    by_mass = nb_log_count_ratio(x, target, weights=np.ones(3), binary=False)
     assert by_mass[0] > ratio[0]  # the count of 2 counts twice without `binary`
 
 
 def test_nb_scaling_folds_into_weights_over_the_raw_features(make_corpus: CorpusFactory) -> None:
     texts, labels = make_corpus()
-    model = ToxicityModel(word_max_features=500, char_max_features=500, min_count=1, n_jobs=1)
+    model = ToxicityModel(**SMALL)
     model.fit(texts, labels)
     x = model.word_.transform(texts)
     target = labels[:, 0]
-    column, bias = model._fit_block(x, target, np.ones(len(texts)), nb=True)
-    ratio = nb_log_count_ratio(x, target, np.ones(len(texts)))
+    column, bias = model._fit_block(x, target, weights=np.ones(len(texts)), nb=True)
+    ratio = nb_log_count_ratio(x, target, weights=np.ones(len(texts)))
     scaled = sp.csr_matrix(x.multiply(ratio))
     reference = LogisticRegression(C=model.C, solver="liblinear", random_state=0)
     reference.fit(scaled, target)
@@ -126,12 +150,10 @@ def test_nb_scaling_folds_into_weights_over_the_raw_features(make_corpus: Corpus
     ],
 )
 def test_every_fit_variant_scores_and_round_trips_its_params(
-    make_corpus: CorpusFactory, variant: dict[str, object]
+    make_corpus: CorpusFactory, variant: Variant
 ) -> None:
     texts, labels = make_corpus()
-    model = ToxicityModel(
-        word_max_features=500, char_max_features=500, min_count=1, n_jobs=1, **variant
-    )
+    model = ToxicityModel(**SMALL, **variant)
     model.fit(texts, labels)
     assert model.coef_.shape == (
         len(model.word_.vocabulary_) + len(model.char_.codes_),
@@ -149,12 +171,11 @@ def test_every_fit_variant_scores_and_round_trips_its_params(
 
 def test_separate_word_and_char_models_are_averaged(make_corpus: CorpusFactory) -> None:
     texts, labels = make_corpus()
-    common = {"word_max_features": 500, "char_max_features": 500, "min_count": 1, "n_jobs": 1}
-    model = ToxicityModel(separate_word_char=True, min_positives=1, **common)
+    model = ToxicityModel(separate_word_char=True, min_positives=1, **SMALL)
     model.fit(texts, labels, calibration_texts=texts, calibration_labels=labels)
     n_word = len(model.word_.vocabulary_)
     x = model.word_.transform(texts)
-    ratio = nb_log_count_ratio(x, labels[:, 0], np.ones(len(texts)))
+    ratio = nb_log_count_ratio(x, labels[:, 0], weights=np.ones(len(texts)))
     word_alone = LogisticRegression(C=model.C, solver="liblinear", random_state=0)
     word_alone.fit(sp.csr_matrix(x.multiply(ratio)), labels[:, 0])
     np.testing.assert_allclose(
@@ -172,12 +193,39 @@ def test_nb_scaling_is_left_to_attributes_with_enough_positives(
     make_corpus: CorpusFactory,
 ) -> None:
     texts, labels = make_corpus()
-    common = {"word_max_features": 500, "char_max_features": 500, "min_count": 1, "n_jobs": 1}
     # 75 toxic and 25 insult rows in the corpus, fewer after the calibration split.
-    model = ToxicityModel(min_positives=40, **common).fit(texts, labels)
+    model = ToxicityModel(min_positives=40, **SMALL).fit(texts, labels)
     assert model.nb_attributes_ == {"toxic"}
-    plain = ToxicityModel(nb_scaling=False, **common).fit(texts, labels)
+    plain = ToxicityModel(nb_scaling=False, **SMALL).fit(texts, labels)
     assert plain.nb_attributes_ == set()
     # Without NB the insult weights are the plain model's own.
     column = ATTRIBUTES.index("insult")
     np.testing.assert_allclose(model.coef_[:, column], plain.coef_[:, column], atol=1e-6)
+
+
+def test_params_are_scikit_learn_params() -> None:
+    model = ToxicityModel(C=2.0, word_ngram_range=(1, 3))
+    params = model.get_params()
+    assert params == {**ToxicityModel().get_params(), "C": 2.0, "word_ngram_range": (1, 3)}
+    assert model.set_params(C=8.0, nb_scaling=False) is model
+    assert (model.C, model.nb_scaling) == (8.0, False)
+    assert model.get_params() == {**params, "C": 8.0, "nb_scaling": False}
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        model.set_params(surprise=1)
+
+
+def test_construction_stores_the_params_and_nothing_else() -> None:
+    model = ToxicityModel(min_count=3)
+    assert vars(model) == model.get_params()
+    unfitted = clone(model)
+    assert unfitted is not model and unfitted.get_params() == model.get_params()
+
+
+def test_a_fitted_models_clone_is_unfitted_with_equal_params(model: ToxicityModel) -> None:
+    fitted = {name for name in vars(model) if name.endswith("_")}
+    assert {"coef_", "calibration_", "version_", "sha256_", "card_"} <= fitted
+    unfitted = clone(model)
+    assert unfitted.get_params() == model.get_params()
+    assert vars(unfitted) == unfitted.get_params()  # no fitted attribute came along
+    with pytest.raises(AttributeError):
+        unfitted.predict_proba(["you idiot"])

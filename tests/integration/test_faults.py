@@ -103,7 +103,8 @@ def test_redis_down_comment_is_stored_pending_then_decided_when_redis_is_back(
 
     def decided() -> bool:
         with stack.client() as client:
-            return client.get(f"/v1/comments/{comment_id}").json()["status"] == "approved"
+            status: str = client.get(f"/v1/comments/{comment_id}").json()["status"]
+            return status == "approved"
 
     assert wait_until(decided, timeout=90), stack.log("worker")
     with stack.client() as client:

@@ -52,7 +52,7 @@ def test_promotion_and_rollback_under_load_switch_versions_within_seconds(
     candidate = artifact_identity(candidate_dir)[0]
     with session_scope(stack.sessions) as session:
         register_version(session, candidate_dir, created_by="test")
-    stop, sent = threading.Event(), []
+    stop, sent = threading.Event(), list[str]()
     streamer = threading.Thread(target=_stream, args=(stack, "load", stop, sent))
     streamer.start()
     try:

@@ -43,7 +43,8 @@ def test_fifty_comments_toxic_held_civil_approved_each_decided_once(stack: Stack
         with stack.client() as client:
             response = client.post("/v1/comments?wait_ms=5000", json=comment(case[0], case[1]))
         assert response.status_code == 200, response.text
-        return response.json()
+        body: dict[str, object] = response.json()
+        return body
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(post, cases))

@@ -12,14 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from classifier import ATTRIBUTES, BiasReport, save_model
 from classifier.artifact import artifact_identity
 from service.core.db import session_scope
+from service.core.errors import ArtifactCorrupt
 from service.core.tables import ModelVersion
 from service.models.promotion import Evaluation, judge, promote_checked
-from service.models.registry import (
-    ArtifactCorrupt,
-    active_version,
-    ensure_registered,
-    register_version,
-)
+from service.models.registry import active_version, ensure_registered, register_version
 from tests.classifier.conftest import tiny_model
 
 NAN = np.nan
@@ -129,8 +125,10 @@ def test_weights_make_the_site_holdout_speak_for_traffic_not_for_held_comments()
     weights[np.flatnonzero(labels[:, 0] == 1)[0]] = 20.0
     plain = Evaluation("site_holdout", labels, candidate, active)
     weighted = Evaluation("site_holdout", labels, candidate, active, weights=weights)
-    bias = {"candidate_bias": _bias(0.9), "active_bias": _bias(0.9), "margin": 0.05}
-    assert judge([plain], **bias).passed
-    verdict = judge([weighted], **bias)  # type: ignore[arg-type]
+    candidate_bias, active_bias = _bias(0.9), _bias(0.9)
+    assert judge(
+        [plain], candidate_bias=candidate_bias, active_bias=active_bias, margin=0.05
+    ).passed
+    verdict = judge([weighted], candidate_bias=candidate_bias, active_bias=active_bias, margin=0.05)
     assert not verdict.passed
     assert verdict.comparisons[0]["metric"] == "toxic ROC-AUC (weighted)"

@@ -11,12 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from classifier import save_model
 from classifier.artifact import artifact_identity
 from service.core.db import session_scope
-from service.core.errors import Conflict
+from service.core.errors import ArtifactCorrupt, Conflict, ModelNotFound
 from service.core.tables import ModelVersion
 from service.models.holder import ModelHolder
 from service.models.registry import (
-    ArtifactCorrupt,
-    ModelNotFound,
     active_version,
     ensure_registered,
     fetch_artifact,

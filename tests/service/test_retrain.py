@@ -19,14 +19,12 @@ from classifier import ATTRIBUTES, save_model
 from classifier.artifact import artifact_identity
 from classifier.training import TRAINING_MIX, Source, train
 from service.core.db import session_scope
-from service.core.errors import Unavailable
+from service.core.errors import JobInProgress, NoNewLabels, Unavailable
 from service.core.tables import Label, ModelEvent, ModelVersion, Site, TrainingJob, utcnow
 from service.models.labels import site_labels
 from service.models.registry import active_version, ensure_registered
 from service.models.retrain import SITE_FILE, RetrainConfig, run_job, split_by_time
 from service.models.training_jobs import (
-    JobInProgress,
-    NoNewLabels,
     fail_stale_jobs,
     get_job,
     request_retrain,
@@ -356,11 +354,15 @@ def test_the_schedule_starts_a_job_for_a_site_with_enough_new_labels(
 ) -> None:
     sent: list[str] = []
 
+    def enqueue(job_id: str) -> bool:
+        sent.append(job_id)
+        return True
+
     def check(minimum: int) -> str | None:
         return retrain_if_due(
             sessions,
             min_new_labels=minimum,
-            enqueue=lambda job_id: sent.append(job_id) is None,
+            enqueue=enqueue,
             stale_seconds=60,
             queued_seconds=60,
         )

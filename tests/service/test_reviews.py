@@ -66,10 +66,26 @@ def _decide(
     return site_id, ids
 
 
-def _review(session: Session, site_id: int, comment_id: str, action: str, **kw: object) -> None:
+def _review(
+    session: Session,
+    site_id: int,
+    comment_id: str,
+    action: str,
+    *,
+    key_id: int = ME,
+    reason: str | None = None,
+    version: int | None = None,
+) -> None:
     review_comment(
-        session, site_id, comment_id, key_id=kw.pop("key_id", ME), actor="mod", action=action, **kw
-    )  # type: ignore[arg-type]
+        session,
+        site_id,
+        comment_id,
+        key_id=key_id,
+        actor="mod",
+        action=action,
+        reason=reason,
+        version=version,
+    )
 
 
 def test_held_comments_appear_in_queue_sorted_by_score_and_page_by_cursor(

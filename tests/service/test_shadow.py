@@ -18,9 +18,10 @@ from service.comments.decisions import decide_comments
 from service.comments.intake import submit_comment
 from service.comments.schemas import CommentIn
 from service.core.db import session_scope
+from service.core.errors import ModelNotFound
 from service.core.settings import DEFAULT_THRESHOLDS
 from service.core.tables import Comment, Decision, ModelVersion, ShadowScore
-from service.models.registry import ModelNotFound, register_version, set_shadow
+from service.models.registry import register_version, set_shadow
 from service.models.scoring import ModelScorer, load_scorer
 from service.models.shadow import shadow_report
 from service.moderation.reviews import review_comment
