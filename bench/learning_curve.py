@@ -64,7 +64,7 @@ from service.models.labels import import_labels, label_count, site_labels
 from service.models.registry import fetch_artifact, promote, register_version
 from service.models.retrain import SITE_FILE, write_labels
 from service.sites.keys import get_or_create_site
-from tests.integration.stack import Stack
+from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"

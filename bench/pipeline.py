@@ -25,8 +25,8 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.integration.stack import Stack
-from tests.integration.texts import CIVIL, TOXIC
+from tests.factories import CIVIL, TOXIC
+from tests.stack import Stack
 
 TEXTS = TOXIC + CIVIL
 

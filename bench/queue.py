@@ -36,7 +36,7 @@ from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.tables import Author, Comment, Decision, Site, utcnow
 from service.moderation.review_queue import list_queue
 from service.rules.reasons import reason_tags
-from tests.integration.stack import Stack
+from tests.stack import Stack
 
 
 def _percentile(values: list[float], q: float) -> float:

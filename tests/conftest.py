@@ -1,9 +1,9 @@
-"""Shared fixtures: a real PostgreSQL database and real Redis servers for the tests."""
+"""Shared fixtures: real SQLite and PostgreSQL databases, and a real stack per test module
+(Redis, Celery workers, beat, the API) as the module's `STACK` spec says."""
 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,18 +14,15 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from classifier import ToxicityModel, save_model
 from service.core.db import make_engine, make_session_factory
 from service.core.migrate import upgrade_database
+from tests.factories import tiny_model
+from tests.stack import Stack, StackSpec, database_for, start_stack
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MODERATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -75,3 +72,39 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
         yield make_session_factory(engine)
     finally:
         engine.dispose()
+
+
+def _spec(module: object) -> StackSpec:
+    spec = getattr(module, "STACK", StackSpec())
+    assert isinstance(spec, StackSpec), "a module's STACK must be a tests.stack.StackSpec"
+    return spec
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # One stack per database of the module's spec, shared by the module's tests; a module with
+    # a `stack` fixture of its own (a fresh stack per test) starts it itself.
+    if "stack" in metafunc.fixturenames and not hasattr(metafunc.module, "stack"):
+        databases = _spec(metafunc.module).databases
+        metafunc.parametrize("stack", databases, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """A running stack for the module, on the database of this parameter."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    directory = tmp_path_factory.mktemp(f"{name}-{request.param}")
+    with start_stack(_spec(request.module), directory, database_for(request, directory)) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def model() -> ToxicityModel:
+    """A model fitted on the tiny synthetic corpus in well under a second."""
+    return tiny_model()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, model: ToxicityModel) -> Path:
+    return save_model(model, tmp_path_factory.mktemp("model"))

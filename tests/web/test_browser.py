@@ -13,8 +13,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from service.core.db import session_scope
 from service.sites.keys import create_key, revoke_key
-from tests.integration.stack import Stack, comment
-from tests.integration.texts import TOXIC
+from tests.factories import TOXIC, comment
+from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp("web-stack")
-    with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as running:
-        running.start()
-        yield running
 
 
 @pytest.fixture(scope="module")

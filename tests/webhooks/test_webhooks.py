@@ -45,8 +45,8 @@ from service.webhooks.delivery import (
     due_deliveries,
     list_deliveries,
 )
-from tests.conftest import free_port
-from tests.service.test_decisions import THRESHOLDS, WordModel
+from tests.factories import THRESHOLDS, WordModel
+from tests.stack import free_port
 
 SECRET = "s3cret-s3cret-s3cret"
 URL = "https://news.example/hooks/moderation"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,21 +15,12 @@ from classifier.artifact import DEFAULT_MODEL_DIR, artifact_identity
 from service.core.db import session_scope
 from service.core.tables import Comment, Decision
 from service.models.registry import promote, register_version, rollback
-from tests.classifier.conftest import tiny_model
-from tests.integration.stack import Stack, comment, wait_until
-from tests.integration.texts import CIVIL, TOXIC
+from tests.factories import CIVIL, TOXIC, comment, tiny_model
+from tests.stack import Stack, wait_until
 
 pytestmark = pytest.mark.integration
 
 SHIPPED = artifact_identity(DEFAULT_MODEL_DIR)[0]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp("stack-hot-reload")
-    with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as running:
-        running.start()
-        yield running
 
 
 def _stream(stack: Stack, prefix: str, stop: threading.Event, sent: list[str]) -> None:

@@ -13,11 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from service.cli.up import worker_command
 from service.core.broker import WEBHOOK_QUEUE
 from service.webhooks.config import verify
-from tests.conftest import free_port
-from tests.integration.stack import Stack, comment, database_for, wait_until
+from tests.factories import comment
+from tests.stack import Stack, StackSpec, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -105,26 +104,11 @@ def receiver() -> Iterator[Receiver]:
         running.server.server_close()
 
 
-class WebhookStack(Stack):
-    """The Stack plus a webhook worker, as `moderation up` runs (Stack has a scoring one)."""
-
-    def start_api(self) -> None:
-        # Started while the API loads, and awaited after: the two start-ups overlap.
-        self._spawn("webhooks", worker_command(queue=WEBHOOK_QUEUE, loglevel="INFO"))
-        super().start_api()
-        self._wait_for_log("webhooks", "ready", timeout=60)
-
-
-# SQLite only: it is the harder case here (one writer shared by the scoring worker and eight
-# webhook threads), and every database step runs on PostgreSQL in tests/service/test_webhooks.py.
-# Adding "postgresql" costs about 20 s.
-@pytest.fixture(scope="module", params=["sqlite"])
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp(f"webhooks-{request.param}")
-    with WebhookStack(directory, database_for(request, directory), FAST_RETRIES) as running:
-        yield running.start(beat=True)
+# A webhook worker beside the scoring one, as `moderation up` runs. SQLite only: it is the
+# harder case here (one writer shared by the scoring worker and eight webhook threads), and
+# every database step runs on PostgreSQL in tests/webhooks/test_webhooks.py. Adding
+# "postgresql" costs about 20 s.
+STACK = StackSpec(env=FAST_RETRIES, beat=True, workers=(WEBHOOK_QUEUE,))
 
 
 def _set_webhook(stack: Stack, url: str, secret: str | None = None) -> dict[str, Any]:

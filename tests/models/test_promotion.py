@@ -16,7 +16,7 @@ from service.core.errors import ArtifactCorrupt
 from service.core.tables import ModelVersion
 from service.models.promotion import Evaluation, judge, promote_checked
 from service.models.registry import active_version, ensure_registered, register_version
-from tests.classifier.conftest import tiny_model
+from tests.factories import tiny_model
 
 NAN = np.nan
 

@@ -7,7 +7,7 @@ comments, even by guessing their ids; only admins manage sites, keys, webhooks a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +19,8 @@ from service.core.db import session_scope
 from service.core.tables import Comment
 from service.models.registry import active_version
 from service.sites.keys import create_key
-from tests.integration.stack import Stack, comment
-from tests.integration.texts import TOXIC
+from tests.factories import TOXIC, comment
+from tests.stack import Stack, StackSpec
 
 pytestmark = pytest.mark.integration
 
@@ -36,23 +36,20 @@ class World:
     held: dict[str, str]  # site -> id of a held comment
 
 
+STACK = StackSpec(keys={f"other-{role}": ("other", role) for role in ("moderator", "admin")})
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    directory = tmp_path_factory.mktemp("stack-access")
-    with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as stack:
-        stack.start()
-        with session_scope(stack.sessions) as session:
-            for role in ("moderator", "admin"):
-                stack.keys[f"other-{role}"] = create_key(session, site_name="other", role=role)[1]
-        held = {}
-        for site in ("news", "other"):
-            with stack.client(f"{site}-submitter") as client:
-                response = client.post(
-                    "/v1/comments?wait_ms=5000", json=comment(f"held-{site}", TOXIC[0])
-                )
-            assert response.json()["status"] == "held", response.text
-            held[site] = response.json()["id"]
-        yield World(stack, stack.keys, held)
+def world(stack: Stack) -> World:
+    held = {}
+    for site in ("news", "other"):
+        with stack.client(f"{site}-submitter") as client:
+            response = client.post(
+                "/v1/comments?wait_ms=5000", json=comment(f"held-{site}", TOXIC[0])
+            )
+        assert response.json()["status"] == "held", response.text
+        held[site] = response.json()["id"]
+    return World(stack, stack.keys, held)
 
 
 @dataclass(frozen=True)

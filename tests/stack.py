@@ -1,11 +1,17 @@
-"""A real deployment in miniature for tests: Redis, a Celery worker, beat and the API."""
+"""A real deployment in miniature for tests: Redis, Celery workers, beat and the API.
+
+Tests take it from the shared `stack` fixture (tests/conftest.py); a module that needs more
+than one SQLite stack with a scoring worker says so with `STACK = StackSpec(...)`."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +22,18 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.cli.up import api_command, beat_command, worker_command
+from service.core.broker import SCORING_QUEUE
 from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.embedded_redis import EmbeddedRedis
 from service.core.migrate import upgrade_database
 from service.core.settings import Settings
 from service.sites.keys import create_key
-from tests.conftest import free_port
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -58,7 +70,9 @@ class Stack:
             self.engine = make_engine(self.database_url)
         return make_session_factory(self.engine)
 
-    def start(self, *, beat: bool = False) -> Stack:
+    def start(self, *, beat: bool = False, workers: tuple[str, ...] = ()) -> Stack:
+        """Redis, the schema, the test keys, a scoring worker, then beat, the workers of the
+        other `workers` queues (e.g. "webhooks", "training") and the API."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.redis = EmbeddedRedis(self.directory, port=free_port()).start()
         self.port = free_port()
@@ -74,18 +88,23 @@ class Stack:
         self.start_worker()
         if beat:
             self._spawn("beat", beat_command(Settings(var_dir=self.directory)))
+        # Spawned before the API and awaited after it, so that the start-ups overlap.
+        for queue in workers:
+            self._spawn(queue, worker_command(queue=queue, loglevel="INFO"))
         self.start_api()
+        for queue in workers:
+            self._wait_for_log(queue, "ready", timeout=60)
         return self
+
+    def start_worker(self, name: str = "worker", *, queue: str = SCORING_QUEUE) -> None:
+        self._spawn(name, worker_command(queue=queue, loglevel="INFO"))
+        self._wait_for_log(name, "ready", timeout=60)
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
         self.processes[name] = subprocess.Popen(
             args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=Path.cwd()
         )
-
-    def start_worker(self, name: str = "worker") -> None:
-        self._spawn(name, worker_command(loglevel="INFO"))
-        self._wait_for_log(name, "ready", timeout=60)
 
     def start_api(self) -> None:
         self._spawn("api", api_command(Settings(api_port=self.port)))
@@ -149,17 +168,38 @@ class Stack:
             self.engine.dispose()
 
 
+@dataclass(frozen=True)
+class StackSpec:
+    """How a module's `stack` starts: on which databases (one stack each, shared by the
+    module's tests), with which settings, processes and extra keys."""
+
+    databases: tuple[str, ...] = ("sqlite",)
+    env: Mapping[str, str] = field(default_factory=dict)
+    beat: bool = False
+    workers: tuple[str, ...] = ()  # queues beside scoring that get a worker: webhooks, training
+    keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # name -> (site, role)
+    # More settings made in the stack's folder before it starts (a model trained for it, say).
+    prepare: Callable[[Path], Mapping[str, str]] | None = None
+
+
+@contextmanager
+def start_stack(spec: StackSpec, directory: Path, database_url: str) -> Iterator[Stack]:
+    """A running stack as `spec` says, stopped afterwards (also when it fails to start)."""
+    env = {**spec.env, **(spec.prepare(directory) if spec.prepare else {})}
+    with Stack(directory, database_url, env) as running:
+        running.start(beat=spec.beat, workers=spec.workers)
+        with session_scope(running.sessions) as session:
+            for name, (site, role) in spec.keys.items():
+                running.keys[name] = create_key(session, site_name=site, role=role)[1]
+        yield running
+
+
 def database_for(request: pytest.FixtureRequest, directory: Path) -> str:
     """The database of a fixture parametrized "sqlite" / "postgresql": a file in `directory`,
     or the test session's PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite:///{directory / 'moderation.db'}"
     return str(request.getfixturevalue("postgres_url"))
-
-
-def comment(external_id: str, text: str, **extra: Any) -> dict[str, Any]:
-    return {"external_id": external_id, "article_id": "peace-talks", "author_id": "reader-1",
-            "text": text, **extra}  # fmt: skip
 
 
 def wait_until(predicate: Any, *, timeout: float, interval: float = 0.1) -> Any:
@@ -173,4 +213,4 @@ def wait_until(predicate: Any, *, timeout: float, interval: float = 0.1) -> Any:
         time.sleep(interval)
 
 
-__all__ = ["Stack", "comment", "wait_until"]
+__all__ = ["Stack", "StackSpec", "database_for", "free_port", "start_stack", "wait_until"]

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
-from tests.integration.stack import comment
+from tests.factories import comment
+from tests.stack import free_port
 
 pytestmark = pytest.mark.integration
 

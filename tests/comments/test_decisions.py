@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -16,38 +14,7 @@ from service.comments.schemas import CommentIn
 from service.core.db import session_scope
 from service.core.tables import Decision
 from service.sites.keys import get_or_create_site
-
-ATTRIBUTES = ("toxic", "insult")
-THRESHOLDS = {"toxic": 0.5, "insult": 0.5}
-
-
-@dataclass
-class _Span:
-    text: str
-    start: int
-    end: int
-    weight: float
-
-
-class WordModel:
-    """Scores 0.9 when the text says 'idiot': enough to exercise deciding, not a classifier."""
-
-    version = "word-model-1"
-    attributes = ATTRIBUTES
-
-    def __init__(self) -> None:
-        self.batches: list[int] = []
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        self.batches.append(len(texts))
-        return np.array([[0.9, 0.8] if "idiot" in t else [0.1, 0.05] for t in texts])
-
-    def explain_many(
-        self, text: str, attributes: Sequence[str], top_k: int = 5
-    ) -> dict[str, list[Any]]:
-        start = text.find("idiot")
-        spans = [_Span("idiot", start, start + 5, 1.5)] if start >= 0 else []
-        return {attribute: spans for attribute in attributes}
+from tests.factories import THRESHOLDS, WordModel
 
 
 def _submit(sessions: sessionmaker[Session], *texts: str) -> tuple[int, list[str]]:

@@ -25,7 +25,7 @@ from service.models.registry import (
     rollback,
     set_shadow,
 )
-from tests.classifier.conftest import tiny_model
+from tests.factories import tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,11 @@ import pytest
 
 from classifier import save_model
 from classifier.training import train
-from service.cli.up import worker_command
 from service.core.db import session_scope
 from service.models.labels import import_labels
 from service.sites.sites import get_site
-from tests.integration.stack import Stack, comment, wait_until
-from tests.service.test_retrain import site_texts, write_base_corpus
+from tests.factories import comment, site_texts, write_base_corpus
+from tests.stack import Stack, StackSpec, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -47,29 +45,31 @@ def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _start_training_worker(stack: Stack, name: str = "training") -> None:
-    stack._spawn(name, worker_command(queue="training", loglevel="INFO"))
-    stack._wait_for_log(name, "ready", timeout=60)
+    stack.start_worker(name, queue="training")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp("stack-retrain")
+def _first_model(directory: Path) -> dict[str, str]:
+    """The deployment's first model: the same recipe on the base data only."""
     base = write_base_corpus(directory / "base", full_mix=True)
-    first, _ = train(base)  # the deployment's first model: the same recipe, base data only
-    env = {
+    first, _ = train(base)
+    return {
         "MODERATION_MODEL_DIR": str(save_model(first, directory / "first-model")),
         "MODERATION_TRAINING_DATA_DIR": str(base),
+    }
+
+
+STACK = StackSpec(
+    env={
         "MODERATION_RETRAIN_HEARTBEAT_SECONDS": "0.5",
         "MODERATION_RETRAIN_STALE_SECONDS": "3",
         # Beat runs the sweep of dead jobs every second; no retraining on a schedule here.
         "MODERATION_RETRAIN_CHECK_SECONDS": "1",
         "MODERATION_RETRAIN_MIN_NEW_LABELS": "0",
-    }
-    url = f"sqlite:///{directory / 'moderation.db'}"
-    with Stack(directory, url, env) as running:
-        running.start(beat=True)
-        _start_training_worker(running)
-        yield running
+    },
+    beat=True,
+    workers=("training",),
+    prepare=_first_model,
+)
 
 
 def _job(admin: httpx.Client, job_id: str) -> dict[str, Any]:

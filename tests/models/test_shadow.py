@@ -26,9 +26,7 @@ from service.models.scoring import ModelScorer, load_scorer
 from service.models.shadow import shadow_report
 from service.moderation.reviews import review_comment
 from service.sites.keys import get_or_create_site
-from tests.classifier.conftest import tiny_model
-from tests.integration.texts import CIVIL, TOXIC
-from tests.service.test_decisions import THRESHOLDS
+from tests.factories import CIVIL, THRESHOLDS, TOXIC, tiny_model
 
 
 class WordsModel:

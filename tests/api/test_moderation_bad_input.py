@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,22 +10,13 @@ from sqlalchemy import func, select, update
 
 from service.core.db import session_scope
 from service.core.tables import Comment, Review, utcnow
-from service.sites.keys import create_key
-from tests.integration.stack import Stack, comment
-from tests.integration.texts import CIVIL, TOXIC
+from tests.factories import CIVIL, TOXIC, comment
+from tests.stack import Stack, StackSpec
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp("stack-moderation-bad-input")
-    with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as running:
-        running.start()
-        with session_scope(running.sessions) as session:
-            key = create_key(session, site_name="news", role="moderator")[1]
-        running.keys["news-moderator-2"] = key
-        yield running
+STACK = StackSpec(keys={"news-moderator-2": ("news", "moderator")})
 
 
 def _submit(stack: Stack, external_id: str, text: str, key: str = "news-submitter") -> str:

@@ -12,19 +12,12 @@ from sqlalchemy import func, select
 from service.core.db import session_scope
 from service.core.tables import Comment
 from service.sites.keys import revoke_key
-from tests.integration.stack import Stack, comment
+from tests.factories import comment
+from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 
 GOOD = comment("bad-input-base", "A perfectly fine comment.")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp("stack-bad-input")
-    with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as running:
-        running.start()
-        yield running
 
 
 def _stored(stack: Stack) -> int:

@@ -4,15 +4,11 @@ database (SQLite and PostgreSQL) with comments decided by the shipped model."""
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.comments.decisions import decide_comments
-from service.comments.intake import submit_comment
-from service.comments.schemas import CommentIn
 from service.core.db import session_scope
 from service.core.errors import (
     ClaimConflict,
@@ -21,49 +17,14 @@ from service.core.errors import (
     NotReviewable,
     StaleVersion,
 )
-from service.core.settings import DEFAULT_THRESHOLDS
 from service.core.tables import Comment, Review, utcnow
-from service.models.scoring import ModelScorer, load_scorer
 from service.moderation.authors import author_view, set_author_trust
 from service.moderation.review_queue import QueueFilters, claim_items, list_queue
 from service.moderation.reviews import comment_history, review_comment, review_many
 from service.moderation.stats import site_stats
-from service.sites.keys import get_or_create_site
-from tests.integration.texts import CIVIL, TOXIC
+from tests.factories import CIVIL, TOXIC, decide_texts, default_scorer
 
 ME, OTHER = 1, 2  # two moderators' key ids
-
-
-@cache
-def _model() -> ModelScorer:
-    return load_scorer(None)
-
-
-def _decide(
-    sessions: sessionmaker[Session],
-    texts: list[str],
-    *,
-    site: str = "news",
-    article: str = "a1",
-    author: str = "reader",
-    prefix: str = "c",
-) -> tuple[int, list[str]]:
-    with session_scope(sessions) as session:
-        site_id = get_or_create_site(session, site).id
-        ids = [
-            submit_comment(
-                session,
-                site_id,
-                CommentIn(
-                    external_id=f"{prefix}{i}", article_id=article, author_id=author, text=text
-                ),
-                max_text_chars=10_000,
-            ).comment.id
-            for i, text in enumerate(texts)
-        ]
-    with session_scope(sessions) as session:
-        decide_comments(session, ids, _model(), default_thresholds=DEFAULT_THRESHOLDS)
-    return site_id, ids
 
 
 def _review(
@@ -91,7 +52,7 @@ def _review(
 def test_held_comments_appear_in_queue_sorted_by_score_and_page_by_cursor(
     sessions: sessionmaker[Session],
 ) -> None:
-    site_id, ids = _decide(sessions, TOXIC[:7] + CIVIL[:3])
+    site_id, ids = decide_texts(sessions, TOXIC[:7] + CIVIL[:3])
     with session_scope(sessions) as session:
         first = list_queue(session, site_id, limit=3)
         rest = list_queue(session, site_id, limit=3, cursor=first.next_cursor)
@@ -121,8 +82,8 @@ def test_held_comments_appear_in_queue_sorted_by_score_and_page_by_cursor(
 def test_queue_filters_by_article_author_reason_attribute_and_date(
     sessions: sessionmaker[Session],
 ) -> None:
-    site_id, _ = _decide(sessions, TOXIC[:3], article="a1", author="ann")
-    _decide(sessions, TOXIC[3:5], article="a2", author="bob", prefix="d")
+    site_id, _ = decide_texts(sessions, TOXIC[:3], article="a1", author="ann")
+    decide_texts(sessions, TOXIC[3:5], article="a2", author="bob", prefix="d")
     with session_scope(sessions) as session:
 
         def ids(**filters: object) -> int:
@@ -141,7 +102,7 @@ def test_queue_filters_by_article_author_reason_attribute_and_date(
 def test_two_moderators_claim_disjoint_comments_and_leases_expire(
     sessions: sessionmaker[Session],
 ) -> None:
-    site_id, ids = _decide(sessions, TOXIC[:6])
+    site_id, ids = decide_texts(sessions, TOXIC[:6])
     with session_scope(sessions) as session:
         mine = claim_items(session, site_id, ME, limit=4, claim_seconds=60, actor="me")
     with session_scope(sessions) as session:
@@ -166,7 +127,7 @@ def test_two_moderators_claim_disjoint_comments_and_leases_expire(
 def test_review_records_who_and_why_and_a_moderator_may_change_their_mind(
     sessions: sessionmaker[Session],
 ) -> None:
-    site_id, (held,) = _decide(sessions, TOXIC[:1])
+    site_id, (held,) = decide_texts(sessions, TOXIC[:1])
     with session_scope(sessions) as session:
         version = session.get(Comment, held).version  # type: ignore[union-attr]
         done = review_comment(
@@ -189,14 +150,14 @@ def test_review_records_who_and_why_and_a_moderator_may_change_their_mind(
         assert list_queue(session, site_id).items == []
         events = comment_history(session, site_id, held)
     assert [e["event"] for e in events] == ["submitted", "decided", "reviewed", "reviewed"]
-    assert events[1]["data"]["model_version"] == _model().version
+    assert events[1]["data"]["model_version"] == default_scorer().version
     assert events[2]["actor"] == "alice"
     assert events[2]["data"]["reason"] == "ABUSIVE" and events[2]["data"]["note"] == "insult"
     assert events[3]["data"]["from_status"] == "rejected"
 
 
 def test_a_stale_review_is_refused_and_changes_nothing(sessions: sessionmaker[Session]) -> None:
-    site_id, (held,) = _decide(sessions, TOXIC[:1])
+    site_id, (held,) = decide_texts(sessions, TOXIC[:1])
     with session_scope(sessions) as session:
         version = session.get(Comment, held).version  # type: ignore[union-attr]
         _review(session, site_id, held, "reject", version=version)
@@ -211,8 +172,8 @@ def test_a_stale_review_is_refused_and_changes_nothing(sessions: sessionmaker[Se
 def test_unknown_not_held_and_other_sites_comments_cannot_be_reviewed(
     sessions: sessionmaker[Session],
 ) -> None:
-    site_id, (held, approved) = _decide(sessions, [TOXIC[0], CIVIL[0]])
-    other_site, (foreign,) = _decide(sessions, TOXIC[:1], site="elsewhere")
+    site_id, (held, approved) = decide_texts(sessions, [TOXIC[0], CIVIL[0]])
+    other_site, (foreign,) = decide_texts(sessions, TOXIC[:1], site="elsewhere")
     with session_scope(sessions) as session:
         with pytest.raises(NotReviewable):
             _review(session, site_id, approved, "reject")
@@ -234,7 +195,7 @@ def test_unknown_not_held_and_other_sites_comments_cannot_be_reviewed(
 def test_claims_protect_a_comment_from_others_and_an_expired_claim_must_be_renewed(
     sessions: sessionmaker[Session],
 ) -> None:
-    site_id, (held,) = _decide(sessions, TOXIC[:1])
+    site_id, (held,) = decide_texts(sessions, TOXIC[:1])
     with session_scope(sessions) as session:
         claim_items(session, site_id, ME, limit=1, claim_seconds=60)
     with session_scope(sessions) as session, pytest.raises(ClaimConflict):
@@ -251,7 +212,7 @@ def test_claims_protect_a_comment_from_others_and_an_expired_claim_must_be_renew
 
 
 def test_bulk_review_is_all_or_nothing(sessions: sessionmaker[Session]) -> None:
-    site_id, ids = _decide(sessions, TOXIC[:5] + CIVIL[:1])
+    site_id, ids = decide_texts(sessions, TOXIC[:5] + CIVIL[:1])
     held, approved = ids[:5], ids[5]
 
     def bulk(session: Session, comment_ids: list[str]) -> int:
@@ -281,17 +242,17 @@ def test_bulk_review_is_all_or_nothing(sessions: sessionmaker[Session]) -> None:
 def test_author_trust_changes_later_decisions_and_is_audited(
     sessions: sessionmaker[Session],
 ) -> None:
-    site_id, _ = _decide(sessions, CIVIL[:1], author="troll")
+    site_id, _ = decide_texts(sessions, CIVIL[:1], author="troll")
     with session_scope(sessions) as session:
         set_author_trust(session, site_id, "troll", "banned", actor="mod", note="spam wave")
         set_author_trust(session, site_id, "careful", "premoderated", actor="mod")
         set_author_trust(session, site_id, "regular", "trusted", actor="mod")
         with pytest.raises(InvalidInput):
             set_author_trust(session, site_id, "x", "vip", actor="mod")
-    _, (banned,) = _decide(sessions, CIVIL[1:2], author="troll", prefix="b")
-    _, (premod,) = _decide(sessions, CIVIL[2:3], author="careful", prefix="p")
+    _, (banned,) = decide_texts(sessions, CIVIL[1:2], author="troll", prefix="b")
+    _, (premod,) = decide_texts(sessions, CIVIL[2:3], author="careful", prefix="p")
     # A borderline insult (toxic ~0.3-0.8) is held for anyone but a trusted author.
-    _, (trusted,) = _decide(
+    _, (trusted,) = decide_texts(
         sessions, ["This is a ridiculous article."], author="regular", prefix="t"
     )
     with session_scope(sessions) as session:
@@ -307,7 +268,7 @@ def test_author_trust_changes_later_decisions_and_is_audited(
 def test_stats_count_the_queue_hold_rate_review_time_and_overturns(
     sessions: sessionmaker[Session],
 ) -> None:
-    site_id, ids = _decide(sessions, TOXIC[:4] + CIVIL[:4])
+    site_id, ids = decide_texts(sessions, TOXIC[:4] + CIVIL[:4])
     with session_scope(sessions) as session:
         _review(session, site_id, ids[0], "approve")  # an overturn of the model
         _review(session, site_id, ids[1], "reject")

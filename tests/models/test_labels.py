@@ -22,8 +22,7 @@ from service.models.labels import (
     site_labels,
 )
 from service.moderation.reviews import review_comment
-from tests.integration.texts import CIVIL, TOXIC
-from tests.service.test_reviews import _decide
+from tests.factories import CIVIL, TOXIC, decide_texts
 
 
 def test_label_values_follow_the_review() -> None:
@@ -38,7 +37,7 @@ def test_label_values_follow_the_review() -> None:
 def test_each_review_is_a_label_and_a_later_review_rewrites_it(
     sessions: sessionmaker[Session],
 ) -> None:
-    site_id, (held,) = _decide(sessions, TOXIC[:1])
+    site_id, (held,) = decide_texts(sessions, TOXIC[:1])
     with session_scope(sessions) as session:
         review_comment(session, site_id, held, key_id=1, actor="a", action="reject")
     with session_scope(sessions) as session:
@@ -62,7 +61,7 @@ def _write(path: Path, rows: list[dict[str, str]]) -> Path:
 def test_import_checks_the_whole_file_first_and_export_returns_it(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    site_id, (held,) = _decide(sessions, TOXIC[:1])
+    site_id, (held,) = decide_texts(sessions, TOXIC[:1])
     good = _write(
         tmp_path / "good.csv.gz",
         [
@@ -101,7 +100,7 @@ def test_import_checks_the_whole_file_first_and_export_returns_it(
 def test_an_audited_approval_weighs_as_many_approvals_as_it_stands_for(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    site_id, ids = _decide(sessions, TOXIC[:2] + CIVIL[:6])
+    site_id, ids = decide_texts(sessions, TOXIC[:2] + CIVIL[:6])
     with session_scope(sessions) as session:
         status = {c.id: c.status for c in session.scalars(select(Comment))}
         held = [i for i in ids if status[i] == "held"]
@@ -128,7 +127,7 @@ def test_an_audited_approval_weighs_as_many_approvals_as_it_stands_for(
 
 def test_sampling_weights_are_capped(sessions: sessionmaker[Session], tmp_path: Path) -> None:
     many = (CIVIL * 30)[:30]
-    site_id, ids = _decide(sessions, TOXIC[:1] + many)
+    site_id, ids = decide_texts(sessions, TOXIC[:1] + many)
     with session_scope(sessions) as session:
         review_comment(session, site_id, ids[0], key_id=1, actor="m", action="reject")
         approved = session.scalars(select(Comment.id).where(Comment.status == "approved")).all()

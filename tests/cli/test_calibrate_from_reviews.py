@@ -23,7 +23,7 @@ from service.core.settings import DEFAULT_THRESHOLDS, get_settings
 from service.models.scoring import load_scorer
 from service.moderation.reviews import review_comment
 from service.sites.keys import get_or_create_site
-from tests.integration.texts import CIVIL, TOXIC
+from tests.factories import CIVIL, TOXIC
 
 # Low thresholds, so that civil comments are held too and moderators approve some.
 LOW = dict.fromkeys(DEFAULT_THRESHOLDS, 0.01)

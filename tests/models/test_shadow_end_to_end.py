@@ -4,7 +4,6 @@ comments with it beside the active model, and the report endpoint sums it up."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -13,21 +12,13 @@ from classifier import save_model
 from service.core.db import session_scope
 from service.core.tables import Decision, ShadowScore
 from service.models.registry import active_version, register_version, set_shadow
-from tests.classifier.conftest import tiny_model
-from tests.integration.stack import Stack, comment, database_for, wait_until
-from tests.integration.texts import CIVIL, TOXIC
+from tests.factories import CIVIL, TOXIC, comment, tiny_model
+from tests.stack import Stack, StackSpec, wait_until
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp(f"shadow-{request.param}")
-    with Stack(directory, database_for(request, directory)) as running:
-        running.start()
-        yield running
+STACK = StackSpec(databases=("sqlite", "postgresql"))
 
 
 def _shadow_rows(stack: Stack, version: str) -> int:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
-import itertools
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from classifier import ATTRIBUTES, save_model
 from classifier.artifact import artifact_identity
-from classifier.training import TRAINING_MIX, Source, train
+from classifier.training import Source, train
 from service.core.db import session_scope
 from service.core.errors import JobInProgress, NoNewLabels, Unavailable
 from service.core.tables import Label, ModelEvent, ModelVersion, Site, TrainingJob, utcnow
@@ -31,69 +27,9 @@ from service.models.training_jobs import (
     retrain_if_due,
     start_retrain,
 )
-from tests.classifier.conftest import synthetic_corpus
+from tests.factories import site_texts, write_base_corpus
 
 MIX = {"jigsaw_train": Source(ATTRIBUTES, 1.0)}
-# Words the base corpus never saw: only the site's labels can teach them.
-SITE_TOXIC = [
-    "what a muppet",
-    "absolute muppet of a columnist",
-    "this clown again",
-    "clown show from a muppet",
-    "muppet brain strikes again",
-    "typical clown behaviour",
-]
-SITE_CIVIL = [
-    "thank you for the council vote coverage",
-    "you covered the flood defences well",
-    "you got the match report spot on",
-    "i disagree with you on taxes",
-    "thank you for covering the local elections",
-    "did you see the bus timetable changed",
-]
-SUFFIXES = ["", " honestly", " again", " today", " as usual"]
-
-
-def _write(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def write_base_corpus(root: Path, *, copies: int = 2, full_mix: bool = False) -> Path:
-    """jigsaw_train (with natural-prevalence rows) and jigsaw_test from the synthetic corpus;
-    with `full_mix`, every other corpus of classifier.training.TRAINING_MIX too (toxic only)."""
-    root.mkdir(parents=True, exist_ok=True)
-    texts, labels = synthetic_corpus()
-    cells = [["" if np.isnan(v) else int(v) for v in row] for row in labels]
-    train_rows = [
-        [f"j{i}", text, *row, "1" if i % 2 else "0"]
-        for i, (text, row) in enumerate(zip(texts * copies, cells * copies, strict=True))
-    ]
-    header = ["id", "comment_text", *ATTRIBUTES]
-    _write(root / "jigsaw_train.csv.gz", [*header, "natural_sample"], train_rows)
-    rows = [[f"t{i}", text, *row] for i, (text, row) in enumerate(zip(texts, cells, strict=True))]
-    _write(root / "jigsaw_test.csv.gz", header, rows)
-    if full_mix:
-        toxic = [[row[0], row[1], row[2]] for row in rows]
-        for name, source in TRAINING_MIX.items():
-            if name != "jigsaw_train":
-                column = source.columns.get("toxic", "toxic")  # OLID calls it "offensive"
-                _write(root / f"{name}.csv.gz", ["id", "comment_text", column], toxic)
-    return root
-
-
-def site_texts(n: int) -> list[tuple[str, dict[str, int]]]:
-    """n labels alternating toxic and civil, so that any recent slice holds both classes."""
-    toxic = itertools.cycle(itertools.product(SUFFIXES, SITE_TOXIC))
-    civil = itertools.cycle(itertools.product(SUFFIXES, SITE_CIVIL))
-    out = []
-    for i in range(n):
-        suffix, text = next(toxic) if i % 2 else next(civil)
-        values = {"toxic": 1, "insult": 1} if i % 2 else dict.fromkeys(ATTRIBUTES, 0)
-        out.append((text + suffix, values))
-    return out
 
 
 @pytest.fixture(scope="module")

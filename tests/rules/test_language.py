@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.rules.language import LanguageGuess, detect_language, load_detector
-from tests.integration.texts import CIVIL, TOXIC
+from tests.factories import CIVIL, TOXIC
 
 SHORT = [
     "",

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
 
 from service.core.tables import Comment, Decision
-from tests.integration.stack import Stack, comment, database_for, wait_until
-from tests.integration.texts import CIVIL, TOXIC
+from tests.factories import CIVIL, TOXIC, comment
+from tests.stack import Stack, StackSpec, wait_until
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp(f"stack-{request.param}")
-    with Stack(directory, database_for(request, directory)) as running:
-        running.start()
-        yield running
+STACK = StackSpec(databases=("sqlite", "postgresql"))
 
 
 def _decisions_for(stack: Stack, comment_id: str) -> int:

@@ -13,8 +13,8 @@ from sqlalchemy.engine import make_url
 
 from service.core.tables import Comment, CommentStatus, Decision
 from tests.conftest import POSTGRES_ADMIN_URL, postgres_database
-from tests.integration.stack import Stack, comment, wait_until
-from tests.integration.texts import CIVIL, TOXIC
+from tests.factories import CIVIL, TOXIC, comment
+from tests.stack import Stack, StackSpec, start_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +28,10 @@ FAST_SWEEP = {
 
 @pytest.fixture
 def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with Stack(tmp_path_factory.mktemp("faults"), database_url, FAST_SWEEP) as running:
-        yield running.start(beat=True)
+    """A stack on an empty database for each test: every test here breaks something."""
+    spec = StackSpec(env=FAST_SWEEP, beat=True)
+    with start_stack(spec, tmp_path_factory.mktemp("faults"), database_url) as running:
+        yield running
 
 
 def _counts(stack: Stack) -> tuple[int, int, int]:
