@@ -15,6 +15,8 @@ from fastapi.responses import ORJSONResponse
 from service import web
 from service.api import admin, comments, health, models, moderation, score, shadow, webhooks
 from service.api.schemas import ErrorOut
+from service.compat import coral, openai_moderation, perspective
+from service.compat.errors import too_large_body
 from service.core.broker import NOOP_DECIDE, SCORE_COMMENT, Enqueuer, make_celery, redis_url
 from service.core.db import make_engine, make_session_factory
 from service.core.logs import configure_logging
@@ -101,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, error_body=too_large_body)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(comments.router)
@@ -112,4 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(web.router)
     app.include_router(shadow.router)
+    app.include_router(perspective.router)
+    app.include_router(coral.router)
+    app.include_router(openai_moderation.router)
     return app

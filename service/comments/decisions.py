@@ -39,7 +39,9 @@ __all__ = [
     "Scorer",
     "decide_comments",
     "decide_pending",
+    "language_of",
     "pending_batch",
+    "probabilities",
 ]
 
 EXPLAIN_TOP_K = 3
@@ -120,7 +122,7 @@ def _add_spans(scorer: Scorer, text: str, reasons: list[dict[str, Any]]) -> None
         ]
 
 
-def _probabilities(scorer: Scorer, texts: list[str]) -> list[np.ndarray | None]:
+def probabilities(scorer: Scorer, texts: list[str]) -> list[np.ndarray | None]:
     """One model call for the batch; if it fails, one call per text, so one bad text fails alone."""
     try:
         return list(scorer.predict_proba(texts))
@@ -136,7 +138,7 @@ def _probabilities(scorer: Scorer, texts: list[str]) -> list[np.ndarray | None]:
     return rows
 
 
-def _language(text: str) -> LanguageGuess:
+def language_of(text: str) -> LanguageGuess:
     """The comment's language; if detection fails, the comment is scored as English."""
     try:
         return detect_language(text)
@@ -200,12 +202,12 @@ def _judge(
 ) -> tuple[list[tuple[dict[str, float], Verdict]], ShadowBatch | None]:
     """Each comment's scores and verdict, and the shadow's: all the slow work, no write."""
     routed = [
-        author_verdict(comment.author.trust) or language_verdict(policy, _language(comment.text))
+        author_verdict(comment.author.trust) or language_verdict(policy, language_of(comment.text))
         for comment, policy in zip(comments, policies, strict=True)
     ]
     scored = [i for i, verdict in enumerate(routed) if verdict is None]
-    rows_scored = _probabilities(scorer, [comments[i].text for i in scored]) if scored else []
-    probabilities = dict(zip(scored, rows_scored, strict=True))
+    rows_scored = probabilities(scorer, [comments[i].text for i in scored]) if scored else []
+    by_index = dict(zip(scored, rows_scored, strict=True))
     shadowed = _shadow_batch(shadow, scorer, comments, policies, scored)
     verdicts: list[tuple[dict[str, float], Verdict]] = []
     for i, (comment, policy, verdict) in enumerate(zip(comments, policies, routed, strict=True)):
@@ -213,7 +215,7 @@ def _judge(
             verdicts.append(({}, verdict))
         else:
             trust = comment.author.trust
-            verdicts.append(_verdict(scorer, comment.text, probabilities[i], policy, trust))
+            verdicts.append(_verdict(scorer, comment.text, by_index[i], policy, trust))
     return verdicts, shadowed
 
 

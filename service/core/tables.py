@@ -155,6 +155,8 @@ class Site(Base):
     # Where decisions and reviews are sent, signed with the secret (see service/webhooks/config.py).
     webhook_url: Mapped[str | None] = mapped_column(String(2000), default=None)
     webhook_secret: Mapped[str | None] = mapped_column(String(200), default=None)
+    # What Coral signs its external moderation calls with (see service/compat/coral.py).
+    coral_signing_secret: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 class ApiKey(Base):
@@ -332,16 +334,21 @@ class Label(Base):
     __tablename__ = "labels"
     __table_args__ = (
         UniqueConstraint("comment_id", name="uq_labels_comment"),
+        # A Perspective client's later suggestion for the same comment replaces the earlier.
+        UniqueConstraint("site_id", "client_token", name="uq_labels_site_client_token"),
         Index("ix_labels_site_created", "site_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     comment_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    source: Mapped[str] = mapped_column(String(20))  # review | import
+    source: Mapped[str] = mapped_column(String(20))  # review | import | perspective
     text: Mapped[str] = mapped_column(Text)
     labels: Mapped[dict[str, Any]] = mapped_column()
     actor: Mapped[str] = mapped_column(String(200), default="")
+    # A Perspective suggestscore's clientToken (Coral: "comment:<id>") and communityId.
+    client_token: Mapped[str | None] = mapped_column(String(200), default=None)
+    community_id: Mapped[str | None] = mapped_column(String(300), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

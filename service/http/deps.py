@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -16,7 +16,17 @@ from service.http.units import in_session
 from service.sites.keys import authenticate
 from service.sites.sites import get_site
 
-__all__ = ["AdminKey", "AnyKey", "Caller", "ModeratorKey", "SiteId", "State", "SubmitterKey"]
+__all__ = [
+    "AdminKey",
+    "AnyKey",
+    "Caller",
+    "ModeratorKey",
+    "SiteId",
+    "State",
+    "SubmitterKey",
+    "bearer",
+    "caller_of",
+]
 
 
 State = Annotated[AppState, Depends(state_of)]
@@ -40,28 +50,37 @@ class Caller:
         return f"{self.key_name} ({label})" if self.key_name else label
 
 
-def _bearer(authorization: str | None) -> str | None:
+def bearer(authorization: str | None) -> str | None:
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
 
 
+async def caller_of(
+    state: AppState, plain: str | None, *, roles: Sequence[str], field: str = "Authorization"
+) -> Caller:
+    """The key's caller, if the key is valid and its role one of `roles`; else AuthError or
+    Forbidden (naming `field`, where the key came from)."""
+
+    def lookup(session: Session) -> Caller:
+        key = authenticate(session, plain)
+        return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
+
+    caller = await in_session(state, lookup)
+    if caller.role not in roles:
+        raise Forbidden(
+            f"a {caller.role} key may not do this; it needs one of: {', '.join(roles)}",
+            field=field,
+        )
+    return caller
+
+
 def _caller_with(*roles: str) -> Callable[..., object]:
     async def dependency(
         state: State, authorization: Annotated[str | None, Header()] = None
     ) -> Caller:
-        def lookup(session: Session) -> Caller:
-            key = authenticate(session, _bearer(authorization))
-            return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
-
-        caller = await in_session(state, lookup)
-        if caller.role not in roles:
-            raise Forbidden(
-                f"a {caller.role} key may not do this; it needs one of: {', '.join(roles)}",
-                field="Authorization",
-            )
-        return caller
+        return await caller_of(state, bearer(authorization), roles=roles)
 
     return dependency
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodySizeLimit"]
+__all__ = ["BodySizeLimit", "ErrorBody"]
+
+
+# A path's own 413 body and content type (the compatibility routes speak their callers'
+# formats), or None for the service's own.
+ErrorBody = Callable[[str, str], tuple[bytes, str] | None]
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, error_body: ErrorBody | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.error_body = error_body
 
     def _detail(self) -> str:
         return f"the request body is over the limit of {self.max_bytes} bytes"
@@ -23,14 +33,18 @@ class BodySizeLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                body = orjson.dumps(
-                    {"error": "body_too_large", "detail": self._detail(), "field": None}
+                own = self.error_body(scope["path"], self._detail()) if self.error_body else None
+                body, content_type = own or (
+                    orjson.dumps(
+                        {"error": "body_too_large", "detail": self._detail(), "field": None}
+                    ),
+                    "application/json",
                 )
                 await send(
                     {
                         "type": "http.response.start",
                         "status": 413,
-                        "headers": [(b"content-type", b"application/json")],
+                        "headers": [(b"content-type", content_type.encode())],
                     }
                 )
                 await send({"type": "http.response.body", "body": body})
