@@ -164,6 +164,8 @@ def _as_openai(exc: Exception) -> OpenAIError:
     if isinstance(exc, RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+        if first.get("type") == "json_invalid":  # its loc holds the byte offset, not a param
+            param = None
         return OpenAIError(_first_problem(exc), param=param)
     if isinstance(exc, StarletteHTTPException):
         return OpenAIError(str(exc.detail), status=exc.status_code)

@@ -1,11 +1,128 @@
-"""Perspective's `comments:analyze` and `comments:suggestscore`, at `/v1alpha1/` and at the root."""
+"""Perspective's `comments:analyze` and `comments:suggestscore`, at `/v1alpha1/` and at the root
+(Coral joins its configured endpoint and `/comments:analyze`), and its discovery document.
+
+Analyze scores in the API process, nothing queued and nothing stored (`doNotStore` or not):
+Coral gives up after 800 ms. A suggestion is a moderator's verdict, kept as the key's site's
+training label.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Sequence
+from typing import Any
 
-from service.compat.errors import GoogleRoute
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from service.comments.decisions import Scorer, language_of
+from service.compat.discovery import discovery_document
+from service.compat.errors import GoogleError, GoogleRoute
+from service.compat.perspective_format import (
+    AnalyzeIn,
+    SuggestIn,
+    analyze_response,
+    check_comment,
+    language_error,
+    parse,
+    primary_language,
+    requested_attributes,
+    sentence_spans,
+    suggested_labels,
+)
+from service.core.tables import Role
+from service.http.deps import Caller, State, caller_of
+from service.http.state import AppState
+from service.http.units import in_session
+from service.models.labels import suggest_label
+from service.rules.language import ENGLISH, LanguageGuess
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["compat: Perspective"], route_class=GoogleRoute)
+
+Spans = list[tuple[int, int, dict[str, float]]]
+
+
+async def _caller(state: AppState, request: Request) -> Caller:
+    # Google clients send the key as ?key=, or as the X-Goog-Api-Key header.
+    key = request.query_params.get("key") or request.headers.get("x-goog-api-key")
+    return await caller_of(state, key or None, roles=Role.ALL, field="key")
+
+
+async def _json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():  # a client probing its key sends nothing: an empty request
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise GoogleError(f"Invalid JSON payload received. {exc}") from None
+
+
+def _score(
+    scorer: Scorer, text: str, spans: Sequence[tuple[int, int]]
+) -> tuple[LanguageGuess, dict[str, float], Spans]:
+    """The text's language, its scores, and each span scored on its own text: one model call."""
+    whole = [(0, len(text))]
+    parts = [text[start:end] for start, end in spans] if list(spans) != whole else []
+    rows = scorer.predict_proba([text, *parts])
+    values = [{a: float(p) for a, p in zip(scorer.attributes, row, strict=True)} for row in rows]
+    scored = [(s, e, v) for (s, e), v in zip(spans, values[1:], strict=True)] if parts else []
+    return language_of(text), values[0], scored or [(0, len(text), values[0])]
+
+
+@router.post("/v1alpha1/comments:analyze", summary="Perspective: score a comment")
+@router.post("/comments:analyze", include_in_schema=False)
+async def analyze(request: Request, state: State) -> dict[str, Any]:
+    await _caller(state, request)
+    body = parse(AnalyzeIn, await _json(request))
+    text = check_comment(body.comment)
+    attributes = requested_attributes(body)
+    foreign = [tag for tag in body.languages if primary_language(tag) != ENGLISH]
+    if foreign:
+        raise language_error(attributes[0].name, foreign, detected=False)
+    spans = sentence_spans(text) if body.spanAnnotations else [(0, len(text))]
+    guess, summary, scored = await run_in_threadpool(_score, state.models.scorer, text, spans)
+    detected = guess.language or ENGLISH
+    if guess.reliable and detected != ENGLISH:
+        # Never an English score for a comment in another language: the model cannot judge it.
+        raise language_error(attributes[0].name, [detected], detected=True)
+    return analyze_response(body, attributes, summary=summary, spans=scored, detected=[detected])
+
+
+@router.post("/v1alpha1/comments:suggestscore", summary="Perspective: a moderator's verdict")
+@router.post("/comments:suggestscore", include_in_schema=False)
+async def suggestscore(request: Request, state: State) -> dict[str, Any]:
+    caller = await _caller(state, request)
+    body = parse(SuggestIn, await _json(request))
+    text = check_comment(body.comment)
+    values = suggested_labels(body)
+    guess = await run_in_threadpool(language_of, text)
+    await in_session(
+        state,
+        lambda session: suggest_label(
+            session,
+            caller.site_id,
+            text=text,
+            values=values,
+            client_token=body.clientToken,
+            community_id=body.communityId,
+            actor=caller.actor,
+        ),
+    )
+    answer: dict[str, Any] = {
+        "detectedLanguages": [guess.language or ENGLISH],
+        "requestedLanguages": list(body.languages),
+    }
+    if body.clientToken is not None:
+        answer["clientToken"] = body.clientToken
+    return answer
+
+
+@router.get("/$discovery/rest", summary="Perspective's discovery document, pointing here")
+async def discovery(request: Request, state: State, version: str = "v1alpha1") -> dict[str, Any]:
+    """Public, the same for every caller: clients fetch it with their key, which it ignores."""
+    if version != "v1alpha1":
+        raise GoogleError(f"Discovery document for version {version!r} not found.", code=404)
+    return discovery_document(state.settings.public_url or str(request.base_url))

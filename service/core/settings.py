@@ -94,6 +94,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The service's base URL as its clients reach it (behind a proxy, say), for what tells
+    # clients where to call: Perspective's discovery document. Empty: the request's own.
+    public_url: str = ""
     log_level: str = "INFO"
 
     @field_validator("thresholds")

@@ -44,6 +44,7 @@ __all__ = [
     "labels_from_reviews",
     "sampling_weights",
     "site_labels",
+    "suggest_label",
 ]
 
 # A label of a rarely audited kind stands for many comments; past this many, one label's
@@ -189,6 +190,36 @@ def import_labels(session: Session, site_id: int, path: Path, *, actor: str) -> 
         )
     session.flush()
     return len(labelled)
+
+
+def suggest_label(
+    session: Session,
+    site_id: int,
+    *,
+    text: str,
+    values: dict[str, int],
+    client_token: str | None,
+    community_id: str | None,
+    actor: str,
+) -> Label:
+    """A Perspective client's moderator verdict (Coral's suggestscore) as the site's label; a
+    later suggestion with the same client token replaces the earlier one (a moderator who
+    changed their mind)."""
+    now = utcnow()
+    label = None
+    if client_token:
+        label = session.scalar(
+            select(Label).where(Label.site_id == site_id, Label.client_token == client_token)
+        )
+    if label is None:
+        label = Label(
+            site_id=site_id, client_token=client_token, source="perspective", created_at=now
+        )
+        session.add(label)
+    label.text, label.labels, label.actor, label.updated_at = text, values, actor, now
+    label.community_id = community_id
+    session.flush()
+    return label
 
 
 def export_labels(session: Session, site_id: int | None = None) -> Iterator[dict[str, Any]]:
