@@ -257,5 +257,10 @@ def test_coral_suggestions_become_the_sites_labels_and_a_later_one_replaces_the_
         env=stack.env, capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     assert text in exported and "perspective" in exported
+    # The next retraining job of the site counts it among the labels its model has not seen.
+    with stack.client("news-admin") as admin:
+        job = admin.post("/v1/models/retrain")
+    assert job.status_code == 202, job.text
+    assert job.json()["result"]["new_labels"] >= 1
     nothing = {**suggestion, "attributeScores": {"SPAM": {"summaryScore": {"value": 1}}}}
     assert _error(_analyze(stack, nothing, path="/comments:suggestscore"), 400)
