@@ -27,6 +27,7 @@ __all__ = [
     "GoogleRoute",
     "OpenAIError",
     "OpenAIRoute",
+    "as_google",
     "google_response",
     "invalid_key",
     "openai_response",
@@ -99,7 +100,7 @@ def invalid_key() -> GoogleError:
     )
 
 
-def _as_google(exc: Exception) -> GoogleError:
+def as_google(exc: Exception) -> GoogleError:
     if isinstance(exc, GoogleError):
         return exc
     if isinstance(exc, AuthError):
@@ -201,7 +202,7 @@ def _guarded(
 
 
 def google_response(exc: Exception) -> Response:
-    error = _as_google(exc)
+    error = as_google(exc)
     return ORJSONResponse(error.body(), status_code=error.code, headers=error.headers)
 
 

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from service.comments.decisions import Scorer, language_of
+from service.compat.batch import Answer, Call, batch_response, parse_batch
 from service.compat.discovery import discovery_document
-from service.compat.errors import GoogleError, GoogleRoute
+from service.compat.errors import GoogleError, GoogleRoute, as_google
 from service.compat.perspective_format import (
     AnalyzeIn,
     SuggestIn,
@@ -42,16 +43,19 @@ __all__ = ["router"]
 router = APIRouter(tags=["compat: Perspective"], route_class=GoogleRoute)
 
 Spans = list[tuple[int, int, dict[str, float]]]
+ANSWERED_PATHS = ("comments:analyze", "comments:suggestscore")
 
 
-async def _caller(state: AppState, request: Request) -> Caller:
+def _key_of(request: Request) -> str | None:
     # Google clients send the key as ?key=, or as the X-Goog-Api-Key header.
-    key = request.query_params.get("key") or request.headers.get("x-goog-api-key")
-    return await caller_of(state, key or None, roles=Role.ALL, field="key")
+    return request.query_params.get("key") or request.headers.get("x-goog-api-key") or None
 
 
-async def _json(request: Request) -> Any:
-    raw = await request.body()
+async def _caller(state: AppState, key: str | None) -> Caller:
+    return await caller_of(state, key, roles=Role.ALL, field="key")
+
+
+def _json(raw: bytes) -> Any:
     if not raw.strip():  # a client probing its key sends nothing: an empty request
         return {}
     try:
@@ -72,11 +76,9 @@ def _score(
     return language_of(text), values[0], scored or [(0, len(text), values[0])]
 
 
-@router.post("/v1alpha1/comments:analyze", summary="Perspective: score a comment")
-@router.post("/comments:analyze", include_in_schema=False)
-async def analyze(request: Request, state: State) -> dict[str, Any]:
-    await _caller(state, request)
-    body = parse(AnalyzeIn, await _json(request))
+async def _analyze(state: AppState, key: str | None, raw: bytes) -> dict[str, Any]:
+    await _caller(state, key)
+    body = parse(AnalyzeIn, _json(raw))
     text = check_comment(body.comment)
     attributes = requested_attributes(body)
     foreign = [tag for tag in body.languages if primary_language(tag) != ENGLISH]
@@ -91,11 +93,9 @@ async def analyze(request: Request, state: State) -> dict[str, Any]:
     return analyze_response(body, attributes, summary=summary, spans=scored, detected=[detected])
 
 
-@router.post("/v1alpha1/comments:suggestscore", summary="Perspective: a moderator's verdict")
-@router.post("/comments:suggestscore", include_in_schema=False)
-async def suggestscore(request: Request, state: State) -> dict[str, Any]:
-    caller = await _caller(state, request)
-    body = parse(SuggestIn, await _json(request))
+async def _suggest(state: AppState, key: str | None, raw: bytes) -> dict[str, Any]:
+    caller = await _caller(state, key)
+    body = parse(SuggestIn, _json(raw))
     text = check_comment(body.comment)
     values = suggested_labels(body)
     guess = await run_in_threadpool(language_of, text)
@@ -118,6 +118,44 @@ async def suggestscore(request: Request, state: State) -> dict[str, Any]:
     if body.clientToken is not None:
         answer["clientToken"] = body.clientToken
     return answer
+
+
+_METHODS = {"analyze": _analyze, "suggestscore": _suggest}
+
+
+@router.post("/v1alpha1/comments:analyze", summary="Perspective: score a comment")
+@router.post("/comments:analyze", include_in_schema=False)
+async def analyze(request: Request, state: State) -> dict[str, Any]:
+    return await _analyze(state, _key_of(request), await request.body())
+
+
+@router.post("/v1alpha1/comments:suggestscore", summary="Perspective: a moderator's verdict")
+@router.post("/comments:suggestscore", include_in_schema=False)
+async def suggestscore(request: Request, state: State) -> dict[str, Any]:
+    return await _suggest(state, _key_of(request), await request.body())
+
+
+async def _answer(state: AppState, call: Call, key: str | None) -> Answer:
+    """One call of a batch, answered as it would be alone (its own key, else the batch's)."""
+    method = call.path.rsplit(":", 1)[-1] if call.path.endswith(ANSWERED_PATHS) else None
+    try:
+        if method is None or call.method != "POST":
+            raise GoogleError(f"Not a Perspective method: {call.method} {call.path}", code=404)
+        body = await _METHODS[method](state, call.query.get("key") or key, call.body)
+        return Answer(call.content_id, 200, body)
+    except Exception as exc:
+        error = as_google(exc)
+        return Answer(call.content_id, error.code, error.body())
+
+
+@router.post("/batch", summary="Google's batch: many Perspective calls in one request")
+@router.post("/batch/commentanalyzer/v1alpha1", include_in_schema=False)
+async def batch(request: Request, state: State) -> Response:
+    calls = parse_batch(request.headers.get("content-type", ""), await request.body())
+    key = _key_of(request)
+    answers = [await _answer(state, call, key) for call in calls]
+    content, content_type = batch_response(answers)
+    return Response(content, media_type=content_type)
 
 
 @router.get("/$discovery/rest", summary="Perspective's discovery document, pointing here")

@@ -264,3 +264,28 @@ def test_coral_suggestions_become_the_sites_labels_and_a_later_one_replaces_the_
     assert job.json()["result"]["new_labels"] >= 1
     nothing = {**suggestion, "attributeScores": {"SPAM": {"summaryScore": {"value": 1}}}}
     assert _error(_analyze(stack, nothing, path="/comments:suggestscore"), 400)
+
+
+def test_googles_batch_answers_every_call_in_order_errors_included(stack: Stack) -> None:
+    client = _client(stack, stack.keys["news-submitter"])
+    answers: dict[str, Any] = {}
+
+    def collect(request_id: str, response: Any, exception: Exception | None) -> None:
+        answers[request_id] = exception if exception is not None else response
+
+    batch = client.new_batch_http_request(callback=collect)
+    for i, text in enumerate([TOXIC[0], CIVIL[0], ""]):
+        body = {"comment": {"text": text}, "requestedAttributes": {"TOXICITY": {}}}
+        batch.add(client.comments().analyze(body=body), request_id=str(i))
+    batch.execute()
+    assert answers["0"]["attributeScores"]["TOXICITY"]["summaryScore"]["value"] > 0.8
+    assert answers["1"]["attributeScores"]["TOXICITY"]["summaryScore"]["value"] < 0.2
+    assert isinstance(answers["2"], HttpError) and answers["2"].status_code == 400
+    assert answers["2"].error_details[0]["errorType"] == "COMMENT_EMPTY"
+
+
+def test_a_batch_that_is_not_multipart_is_googles_400(stack: Stack) -> None:
+    response = httpx.post(
+        f"{stack.base_url}/batch", params={"key": stack.keys["news-submitter"]}, json={}
+    )
+    assert "multipart/mixed" in _error(response, 400)["message"]
