@@ -158,7 +158,7 @@ def _as_openai(exc: Exception) -> OpenAIError:
         return exc
     if isinstance(exc, AuthError):
         return OpenAIError(
-            f"Incorrect API key provided: {exc.detail}", status=401, code="invalid_api_key"
+            f"Incorrect API key provided ({exc.detail}).", status=401, code="invalid_api_key"
         )
     if isinstance(exc, ModerationError):
         return OpenAIError(exc.detail, status=exc.status_code, param=exc.field, code=exc.code)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query
 from sqlalchemy.orm import Session
 
-from service.core.errors import Forbidden
+from service.core.errors import AuthError, Forbidden
 from service.core.tables import Role
 from service.http.state import AppState, state_of
 from service.http.units import in_session
@@ -67,7 +67,10 @@ async def caller_of(
         key = authenticate(session, plain)
         return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
 
-    caller = await in_session(state, lookup)
+    try:
+        caller = await in_session(state, lookup)
+    except AuthError as exc:  # name where this caller put the key (a header, or ?key=)
+        raise AuthError(exc.detail, field=field) from None
     if caller.role not in roles:
         raise Forbidden(
             f"a {caller.role} key may not do this; it needs one of: {', '.join(roles)}",
