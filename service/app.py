@@ -23,6 +23,7 @@ from service.core.logs import configure_logging
 from service.core.settings import Settings, get_settings
 from service.http.errors import install_error_handlers
 from service.http.limits import BodySizeLimit
+from service.http.quotas import QuotaRules, Quotas
 from service.http.state import AppState
 from service.http.waiters import DecisionWaiters
 from service.models.holder import ModelHolder
@@ -75,6 +76,14 @@ async def _open_state(settings: Settings) -> AppState:
         redis=client,
         waiters=waiters,
         models=models,
+        quotas=Quotas.on_redis(
+            redis_url(settings),
+            QuotaRules(
+                per_second=settings.key_requests_per_second,
+                burst=settings.key_burst,
+                failures_per_minute=settings.failed_auth_per_minute,
+            ),
+        ),
     )
 
 

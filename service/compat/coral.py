@@ -88,7 +88,9 @@ async def external_moderation(
         str | None, Query(max_length=200, description="A submitter or admin key of the site.")
     ] = None,
 ) -> Response:
-    caller = await caller_of(state, key, roles=(Role.SUBMITTER, Role.ADMIN), field="key")
+    address = request.client.host if request.client else None
+    roles = (Role.SUBMITTER, Role.ADMIN)
+    caller = await caller_of(state, key, roles=roles, address=address, field="key")
     secret = await in_session(state, lambda session: coral_signing_secret(session, caller.site_id))
     raw = await request.body()  # the signature is over these bytes, before any parsing
     if secret is None:

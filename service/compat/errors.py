@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.core.errors import AuthError, ModerationError, Unavailable
+from service.core.errors import AuthError, ModerationError, RateLimited
 
 __all__ = [
     "COMPAT_PREFIXES",
@@ -106,8 +106,12 @@ def as_google(exc: Exception) -> GoogleError:
     if isinstance(exc, AuthError):
         return invalid_key()
     if isinstance(exc, ModerationError):
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
-        return GoogleError(exc.detail, code=exc.status_code, headers=headers)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        details = None
+        if isinstance(exc, RateLimited):  # what Google's quota errors carry
+            reason = {"reason": "RATE_LIMIT_EXCEEDED", "domain": "googleapis.com"}
+            details = [{"@type": ERROR_INFO_TYPE, **reason}]
+        return GoogleError(exc.detail, code=exc.status_code, details=details, headers=headers)
     if isinstance(exc, RequestValidationError):
         return GoogleError(f"Invalid JSON payload received. {_first_problem(exc)}")
     if isinstance(exc, StarletteHTTPException):
@@ -132,8 +136,10 @@ class OpenAIError(Exception):
         type_: str = "invalid_request_error",
         param: str | None = None,
         code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers = headers
         self.message, self.status, self.type, self.param, self.code = (
             message,
             status,
@@ -159,6 +165,14 @@ def _as_openai(exc: Exception) -> OpenAIError:
     if isinstance(exc, AuthError):
         return OpenAIError(
             f"Incorrect API key provided ({exc.detail}).", status=401, code="invalid_api_key"
+        )
+    if isinstance(exc, RateLimited):
+        return OpenAIError(
+            exc.detail,
+            status=429,
+            type_="requests",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(exc.retry_after)},
         )
     if isinstance(exc, ModerationError):
         return OpenAIError(exc.detail, status=exc.status_code, param=exc.field, code=exc.code)
@@ -208,7 +222,7 @@ def google_response(exc: Exception) -> Response:
 
 def openai_response(exc: Exception) -> Response:
     error = _as_openai(exc)
-    return ORJSONResponse(error.body(), status_code=error.status)
+    return ORJSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
 class GoogleRoute(APIRoute):

@@ -9,6 +9,7 @@ training label.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -46,13 +47,22 @@ Spans = list[tuple[int, int, dict[str, float]]]
 ANSWERED_PATHS = ("comments:analyze", "comments:suggestscore")
 
 
-def _key_of(request: Request) -> str | None:
+@dataclass(frozen=True)
+class _Credentials:
+    key: str | None
+    address: str | None
+
+
+def _credentials(request: Request) -> _Credentials:
     # Google clients send the key as ?key=, or as the X-Goog-Api-Key header.
-    return request.query_params.get("key") or request.headers.get("x-goog-api-key") or None
+    key = request.query_params.get("key") or request.headers.get("x-goog-api-key") or None
+    return _Credentials(key, request.client.host if request.client else None)
 
 
-async def _caller(state: AppState, key: str | None) -> Caller:
-    return await caller_of(state, key, roles=Role.ALL, field="key")
+async def _caller(state: AppState, credentials: _Credentials) -> Caller:
+    return await caller_of(
+        state, credentials.key, roles=Role.ALL, address=credentials.address, field="key"
+    )
 
 
 def _json(raw: bytes) -> Any:
@@ -76,8 +86,8 @@ def _score(
     return language_of(text), values[0], scored or [(0, len(text), values[0])]
 
 
-async def _analyze(state: AppState, key: str | None, raw: bytes) -> dict[str, Any]:
-    await _caller(state, key)
+async def _analyze(state: AppState, who: _Credentials, raw: bytes) -> dict[str, Any]:
+    await _caller(state, who)
     body = parse(AnalyzeIn, _json(raw))
     text = check_comment(body.comment)
     attributes = requested_attributes(body)
@@ -93,8 +103,8 @@ async def _analyze(state: AppState, key: str | None, raw: bytes) -> dict[str, An
     return analyze_response(body, attributes, summary=summary, spans=scored, detected=[detected])
 
 
-async def _suggest(state: AppState, key: str | None, raw: bytes) -> dict[str, Any]:
-    caller = await _caller(state, key)
+async def _suggest(state: AppState, who: _Credentials, raw: bytes) -> dict[str, Any]:
+    caller = await _caller(state, who)
     body = parse(SuggestIn, _json(raw))
     text = check_comment(body.comment)
     values = suggested_labels(body)
@@ -126,22 +136,23 @@ _METHODS = {"analyze": _analyze, "suggestscore": _suggest}
 @router.post("/v1alpha1/comments:analyze", summary="Perspective: score a comment")
 @router.post("/comments:analyze", include_in_schema=False)
 async def analyze(request: Request, state: State) -> dict[str, Any]:
-    return await _analyze(state, _key_of(request), await request.body())
+    return await _analyze(state, _credentials(request), await request.body())
 
 
 @router.post("/v1alpha1/comments:suggestscore", summary="Perspective: a moderator's verdict")
 @router.post("/comments:suggestscore", include_in_schema=False)
 async def suggestscore(request: Request, state: State) -> dict[str, Any]:
-    return await _suggest(state, _key_of(request), await request.body())
+    return await _suggest(state, _credentials(request), await request.body())
 
 
-async def _answer(state: AppState, call: Call, key: str | None) -> Answer:
+async def _answer(state: AppState, call: Call, batch: _Credentials) -> Answer:
     """One call of a batch, answered as it would be alone (its own key, else the batch's)."""
     method = call.path.rsplit(":", 1)[-1] if call.path.endswith(ANSWERED_PATHS) else None
     try:
         if method is None or call.method != "POST":
             raise GoogleError(f"Not a Perspective method: {call.method} {call.path}", code=404)
-        body = await _METHODS[method](state, call.query.get("key") or key, call.body)
+        who = _Credentials(call.query.get("key") or batch.key, batch.address)
+        body = await _METHODS[method](state, who, call.body)
         return Answer(call.content_id, 200, body)
     except Exception as exc:
         error = as_google(exc)
@@ -152,8 +163,8 @@ async def _answer(state: AppState, call: Call, key: str | None) -> Answer:
 @router.post("/batch/commentanalyzer/v1alpha1", include_in_schema=False)
 async def batch(request: Request, state: State) -> Response:
     calls = parse_batch(request.headers.get("content-type", ""), await request.body())
-    key = _key_of(request)
-    answers = [await _answer(state, call, key) for call in calls]
+    who = _credentials(request)
+    answers = [await _answer(state, call, who) for call in calls]
     content, content_type = batch_response(answers)
     return Response(content, media_type=content_type)
 

@@ -7,6 +7,7 @@ ModerationError
 ├── AuthError           (401) missing, unknown or revoked key
 ├── Forbidden           (403) the key's role may not do this
 ├── InvalidInput        (400/413/422) bad input that pydantic did not catch; TooFewReviews
+├── RateLimited         (429) over the key's quota, or too many failed sign-ins; retry later
 └── Unavailable         (503) a dependency is down; retry later
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "NoNewLabels",
     "NotFound",
     "NotReviewable",
+    "RateLimited",
     "SiteNotFound",
     "StaleVersion",
     "TooFewReviews",
@@ -38,6 +40,7 @@ __all__ = [
 class ModerationError(Exception):
     status_code = 400
     code = "bad_request"
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
@@ -130,6 +133,17 @@ class TooFewReviews(InvalidInput):
     """A site's moderators decided too few comments to calibrate its thresholds on."""
 
     code = "too_few_reviews"
+
+
+class RateLimited(ModerationError):
+    """Over a quota: the caller may retry after `retry_after` seconds."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class Unavailable(ModerationError):

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", repr=False)
     web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
 
+    # Quotas (service/http/quotas.py), shared by every API replica through Redis: a key may
+    # send `key_burst` requests at once and `key_requests_per_second` sustained; an address
+    # may fail to authenticate `failed_auth_per_minute` times a minute, then waits.
+    key_requests_per_second: float = Field(default=100.0, gt=0)
+    key_burst: int = Field(default=500, ge=1)
+    failed_auth_per_minute: int = Field(default=30, ge=1)
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # The service's base URL as its clients reach it (behind a proxy, say), for what tells

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 
 from service.core.errors import AuthError, Forbidden
@@ -58,10 +58,18 @@ def bearer(authorization: str | None) -> str | None:
 
 
 async def caller_of(
-    state: AppState, plain: str | None, *, roles: Sequence[str], field: str = "Authorization"
+    state: AppState,
+    plain: str | None,
+    *,
+    roles: Sequence[str],
+    address: str | None,
+    field: str = "Authorization",
 ) -> Caller:
-    """The key's caller, if the key is valid and its role one of `roles`; else AuthError or
-    Forbidden (naming `field`, where the key came from)."""
+    """The key's caller, if the key is valid, within its quota and its role one of `roles`;
+    else AuthError, RateLimited or Forbidden (naming `field`, where the key came from). A
+    failed authentication counts against the client's `address`."""
+    if address is not None:
+        await state.quotas.check_address(address)
 
     def lookup(session: Session) -> Caller:
         key = authenticate(session, plain)
@@ -70,7 +78,11 @@ async def caller_of(
     try:
         caller = await in_session(state, lookup)
     except AuthError as exc:  # name where this caller put the key (a header, or ?key=)
+        if address is not None:
+            prefix = (plain or "")[:10]
+            await state.quotas.count_failure(address, key_prefix=prefix, reason=exc.detail)
         raise AuthError(exc.detail, field=field) from None
+    await state.quotas.charge_key(caller.key_id)
     if caller.role not in roles:
         raise Forbidden(
             f"a {caller.role} key may not do this; it needs one of: {', '.join(roles)}",
@@ -81,9 +93,10 @@ async def caller_of(
 
 def _caller_with(*roles: str) -> Callable[..., object]:
     async def dependency(
-        state: State, authorization: Annotated[str | None, Header()] = None
+        request: Request, state: State, authorization: Annotated[str | None, Header()] = None
     ) -> Caller:
-        return await caller_of(state, bearer(authorization), roles=roles)
+        address = request.client.host if request.client else None
+        return await caller_of(state, bearer(authorization), roles=roles, address=address)
 
     return dependency
 

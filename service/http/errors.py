@@ -11,7 +11,7 @@ from fastapi.responses import ORJSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.core.errors import ModerationError, Unavailable
+from service.core.errors import ModerationError
 
 __all__ = ["error_body", "install_error_handlers"]
 
@@ -29,7 +29,7 @@ def _field(loc: tuple[Any, ...]) -> str | None:
 
 async def _domain_error(_: Request, exc: Exception) -> ORJSONResponse:
     assert isinstance(exc, ModerationError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.status_code == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return ORJSONResponse(

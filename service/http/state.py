@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.broker import Enqueuer
 from service.core.settings import Settings
+from service.http.quotas import Quotas
 from service.http.waiters import DecisionWaiters
 from service.models.holder import ModelHolder
 
@@ -26,6 +27,7 @@ class AppState:
     redis: aioredis.Redis
     waiters: DecisionWaiters
     models: ModelHolder
+    quotas: Quotas
 
 
 def state_of(request: Request) -> AppState:

@@ -10,11 +10,12 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from service.core.errors import AuthError, InvalidInput
+from service.core.tables import Role
+from service.http.deps import caller_of
 from service.http.followups import send_review_webhooks
 from service.http.state import state_of
-from service.http.units import in_session, run_unit
+from service.http.units import run_unit
 from service.moderation.reviews import Reviewed, review_comment, review_many
-from service.sites.keys import authenticate
 from service.web.auth import new_session
 from service.web.deps import (
     SIGN_IN_ROLES,
@@ -77,15 +78,14 @@ async def login(request: Request) -> Response:
     plain = (form.get("key") or "").strip()
     state = state_of(request)
 
-    def lookup(session: Session) -> tuple[int, str]:
-        key = authenticate(session, plain or None)
-        return key.id, key.role
-
+    # Failed sign-ins count against the address, as failed API calls do: guessing stays slow.
+    address = request.client.host if request.client else None
     try:
-        key_id, role = await in_session(state, lookup)
+        caller = await caller_of(state, plain or None, roles=Role.ALL, address=address, field="key")
     except AuthError as exc:
         message = "Enter your moderator key." if not plain else f"Not signed in: {exc.detail}."
         return _login_page(request, csrf=web.csrf, next_url=next_url, error=message, status=401)
+    key_id, role = caller.key_id, caller.role
     if role not in SIGN_IN_ROLES:
         message = (
             f"Not signed in: a {role} key may not moderate. Sign in with a moderator or admin key."

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from limits.aio.storage import MemoryStorage
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import web
@@ -19,6 +20,7 @@ from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.migrate import upgrade_database
 from service.core.settings import Settings
 from service.core.tables import Author, Comment, CommentStatus, Decision, utcnow
+from service.http.quotas import QuotaRules, Quotas
 from service.rules.reasons import reason_tags
 from service.sites.keys import create_key, get_or_create_site
 
@@ -131,8 +133,12 @@ def app(site: Site, sent: SentTasks) -> FastAPI:
     application = FastAPI()
     application.include_router(web.router)
     # The pages use the settings, the database and, after a review, the queue's Celery app.
+    rules = QuotaRules(per_second=100, burst=500, failures_per_minute=30)
     application.state.moderation = SimpleNamespace(
-        settings=site.settings, sessions=site.sessions, enqueue=SimpleNamespace(app=sent)
+        settings=site.settings,
+        sessions=site.sessions,
+        enqueue=SimpleNamespace(app=sent),
+        quotas=Quotas(MemoryStorage(), rules),  # the real limiter, counting in this process
     )
     return application
 

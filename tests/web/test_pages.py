@@ -41,6 +41,20 @@ def test_sign_in_with_an_unknown_key_shows_an_error(browser: TestClient) -> None
     assert browser.get("/moderate").status_code == 303
 
 
+def test_sign_in_is_throttled_after_repeated_failures_even_for_a_good_key(
+    site: Site, browser: TestClient
+) -> None:
+    token = csrf_of(browser.get("/moderate/login").text)
+    for _ in range(30):  # the default: 30 failures a minute from one address
+        wrong = browser.post("/moderate/login", data={"key": "mk_guess", "csrf_token": token})
+        assert wrong.status_code == 401
+    good = {"key": site.keys["news-moderator"], "csrf_token": token}
+    throttled = browser.post("/moderate/login", data=good)
+    assert throttled.status_code == 429
+    assert "too many failed authentications" in throttled.text
+    assert browser.get("/moderate").status_code == 303, "not signed in"
+
+
 def test_a_submitter_key_may_not_sign_in(site: Site, browser: TestClient) -> None:
     token = csrf_of(browser.get("/moderate/login").text)
     response = browser.post(

@@ -1,0 +1,105 @@
+"""Quotas shared by every API replica, counted in Redis: requests per key, and failed sign-ins
+per client address (so that guessing keys is as slow as it is visible).
+
+Counting uses the `limits` library's moving window over the same Redis the queue uses. If
+Redis is away, requests are let through: a quota must not turn a Redis outage into an outage
+of intake, which stores comments without Redis.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import structlog
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from service.core.errors import RateLimited
+
+__all__ = ["QuotaRules", "Quotas", "limits_uri"]
+
+log = structlog.get_logger(__name__)
+
+
+def limits_uri(redis_url: str) -> str:
+    """The `limits` storage URI of a Redis URL (redis://, rediss:// or unix://)."""
+    if redis_url.startswith("unix://"):
+        return "async+redis+unix://" + redis_url.removeprefix("unix://")
+    return f"async+{redis_url}"
+
+
+@dataclass(frozen=True)
+class QuotaRules:
+    """`burst` requests at once per key, refilling at `per_second`; `failures` failed
+    authentications per address per minute."""
+
+    per_second: float
+    burst: int
+    failures_per_minute: int
+
+    @property
+    def per_key(self) -> RateLimitItem:
+        # A burst of N at R a second is N requests in any window of N / R seconds.
+        return RateLimitItemPerSecond(self.burst, max(1, round(self.burst / self.per_second)))
+
+    @property
+    def failures(self) -> RateLimitItem:
+        return RateLimitItemPerSecond(self.failures_per_minute, 60)
+
+
+class Quotas:
+    def __init__(self, storage: Storage, rules: QuotaRules) -> None:
+        self._limiter = MovingWindowRateLimiter(storage)
+        self.rules = rules
+
+    @classmethod
+    def on_redis(cls, redis_url: str, rules: QuotaRules) -> Quotas:
+        """Counted in the deployment's Redis, so that every API replica shares them."""
+        return cls(RedisStorage(limits_uri(redis_url), implementation="redispy"), rules)
+
+    async def _retry_after(self, item: RateLimitItem, *identifiers: str) -> int:
+        stats = await self._limiter.get_window_stats(item, *identifiers)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def charge_key(self, key_id: int) -> None:
+        """Count one request of the key; RateLimited when it is over its quota."""
+        item = self.rules.per_key
+        try:
+            allowed = await self._limiter.hit(item, "key", str(key_id))
+            if allowed:
+                return
+            retry_after = await self._retry_after(item, "key", str(key_id))
+        except Exception as exc:  # Redis away: let the request through
+            log.warning("quota_unavailable", error=str(exc)[:200])
+            return
+        raise RateLimited(
+            f"this key is over its quota of {self.rules.burst} requests at once, "
+            f"{self.rules.per_second:g} a second; retry in {retry_after} s",
+            retry_after=retry_after,
+        )
+
+    async def check_address(self, address: str) -> None:
+        """RateLimited when the address failed to authenticate too often of late."""
+        item = self.rules.failures
+        try:
+            if await self._limiter.test(item, "auth-failed", address):
+                return
+            retry_after = await self._retry_after(item, "auth-failed", address)
+        except Exception as exc:
+            log.warning("quota_unavailable", error=str(exc)[:200])
+            return
+        raise RateLimited(
+            f"too many failed authentications from this address; retry in {retry_after} s",
+            retry_after=retry_after,
+        )
+
+    async def count_failure(self, address: str, *, key_prefix: str, reason: str) -> None:
+        """Count and log a failed authentication (never the key itself: its prefix)."""
+        log.warning("auth_failed", address=address, key_prefix=key_prefix, reason=reason)
+        try:
+            await self._limiter.hit(self.rules.failures, "auth-failed", address)
+        except Exception as exc:
+            log.warning("quota_unavailable", error=str(exc)[:200])
