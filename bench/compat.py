@@ -31,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.stack import Stack
+from tests.stack import NO_QUOTA, Stack
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SECRET = "bench-coral-signing-secret"
@@ -150,7 +150,7 @@ def main() -> None:
     texts = news_comments(args.chars)
     with tempfile.TemporaryDirectory(prefix="bench-compat-") as tmp:
         directory = Path(tmp)
-        with Stack(directory, f"sqlite:///{directory / 'moderation.db'}") as stack:
+        with Stack(directory, f"sqlite:///{directory / 'moderation.db'}", NO_QUOTA) as stack:
             stack.start()
             results = asyncio.run(_run(stack, texts, args))
     print(

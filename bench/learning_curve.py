@@ -64,7 +64,7 @@ from service.models.labels import import_labels, label_count, site_labels
 from service.models.registry import fetch_artifact, promote, register_version
 from service.models.retrain import SITE_FILE, write_labels
 from service.sites.keys import get_or_create_site
-from tests.stack import Stack
+from tests.stack import NO_QUOTA, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -360,7 +360,7 @@ def run(args: argparse.Namespace) -> list[Round]:
     retrain = RETRAINERS[args.retrain]
     with tempfile.TemporaryDirectory(prefix="bench-learning-") as tmp:
         work = Path(tmp)
-        env = {"MODERATION_MODEL_DIR": str(start_dir.resolve())}
+        env = {"MODERATION_MODEL_DIR": str(start_dir.resolve()), **NO_QUOTA}
         if args.retrain == "api":
             env["MODERATION_RETRAIN_LABEL_WEIGHT"] = str(args.label_weight)
             env["MODERATION_TRAINING_DATA_DIR"] = str(service_base_data(args, work / "base"))

@@ -36,7 +36,7 @@ from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.tables import Author, Comment, Decision, Site, utcnow
 from service.moderation.review_queue import list_queue
 from service.rules.reasons import reason_tags
-from tests.stack import Stack
+from tests.stack import NO_QUOTA, Stack
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -154,7 +154,7 @@ def main() -> None:
     rng = random.Random(0)
     url = _fresh_postgres(args.postgres_url, "moderation_bench_queue")
     with tempfile.TemporaryDirectory() as workdir:
-        stack = Stack(Path(workdir), url)
+        stack = Stack(Path(workdir), url, NO_QUOTA)
         stack.start()  # migrates, creates the keys, starts Redis, a worker and the API
         try:
             started = time.perf_counter()

@@ -68,8 +68,9 @@ async def caller_of(
     """The key's caller, if the key is valid, within its quota and its role one of `roles`;
     else AuthError, RateLimited or Forbidden (naming `field`, where the key came from). A
     failed authentication counts against the client's `address`."""
-    if address is not None:
-        await state.quotas.check_address(address)
+    quotas = state.quotas
+    if address is not None and not quotas.vouched(plain):
+        await quotas.check_address(address)
 
     def lookup(session: Session) -> Caller:
         key = authenticate(session, plain)
@@ -80,9 +81,10 @@ async def caller_of(
     except AuthError as exc:  # name where this caller put the key (a header, or ?key=)
         if address is not None:
             prefix = (plain or "")[:10]
-            await state.quotas.count_failure(address, key_prefix=prefix, reason=exc.detail)
+            await quotas.count_failure(address, key_prefix=prefix, reason=exc.detail)
         raise AuthError(exc.detail, field=field) from None
-    await state.quotas.charge_key(caller.key_id)
+    quotas.vouch(plain or "")
+    await quotas.charge_key(caller.key_id)
     if caller.role not in roles:
         raise Forbidden(
             f"a {caller.role} key may not do this; it needs one of: {', '.join(roles)}",

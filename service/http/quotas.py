@@ -8,6 +8,7 @@ of intake, which stores comments without Redis.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -50,10 +51,32 @@ class QuotaRules:
         return RateLimitItemPerSecond(self.failures_per_minute, 60)
 
 
+# Keys that authenticated here lately skip the address check: a site backend's every request
+# would otherwise pay a second Redis call (measured: 10% of the pipeline's throughput). A guess
+# is never among them, so guessing still meets the check first.
+_VOUCHED_SECONDS = 60.0
+_VOUCHED_MAX = 4096
+
+
 class Quotas:
     def __init__(self, storage: Storage, rules: QuotaRules) -> None:
         self._limiter = MovingWindowRateLimiter(storage)
         self.rules = rules
+        self._vouched: dict[str, float] = {}  # digest of a key -> until when
+
+    @staticmethod
+    def _digest(plain: str) -> str:
+        return hashlib.sha256(plain.encode()).hexdigest()
+
+    def vouch(self, plain: str) -> None:
+        """Remember that this key just authenticated (this process only, for a minute)."""
+        if len(self._vouched) >= _VOUCHED_MAX:
+            self._vouched.clear()
+        self._vouched[self._digest(plain)] = time.monotonic() + _VOUCHED_SECONDS
+
+    def vouched(self, plain: str | None) -> bool:
+        until = self._vouched.get(self._digest(plain)) if plain else None
+        return until is not None and until > time.monotonic()
 
     @classmethod
     def on_redis(cls, redis_url: str, rules: QuotaRules) -> Quotas:
