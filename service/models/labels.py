@@ -38,12 +38,14 @@ __all__ = [
     "Sampling",
     "SiteLabels",
     "export_labels",
+    "from_spreadsheet_safe",
     "import_labels",
     "label_count",
     "label_values",
     "labels_from_reviews",
     "sampling_weights",
     "site_labels",
+    "spreadsheet_safe",
     "suggest_label",
 ]
 
@@ -181,7 +183,7 @@ def import_labels(session: Session, site_id: int, path: Path, *, actor: str) -> 
                 site_id=site_id,
                 comment_id=comment_id,
                 source="import",
-                text=corpus.texts[i],
+                text=from_spreadsheet_safe(corpus.texts[i]),
                 labels=values,
                 actor=actor,
                 created_at=now,
@@ -222,6 +224,20 @@ def suggest_label(
     return label
 
 
+# A cell a spreadsheet would run as a formula (OWASP's CSV injection list). On export such a
+# cell gets a leading apostrophe, which spreadsheets hide; import takes it off again, so a
+# label exported and imported back keeps its text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    return f"'{cell}" if cell.startswith(_FORMULA_START) else cell
+
+
+def from_spreadsheet_safe(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+
+
 def export_labels(session: Session, site_id: int | None = None) -> Iterator[dict[str, Any]]:
     """Every label as a CSV row (`comment_text`, the six attributes, provenance), oldest first."""
     query = select(Label).order_by(Label.created_at, Label.id)
@@ -231,10 +247,10 @@ def export_labels(session: Session, site_id: int | None = None) -> Iterator[dict
         yield {
             "id": label.id,
             "comment_id": label.comment_id or "",
-            "comment_text": label.text,
+            "comment_text": spreadsheet_safe(label.text),
             **{a: label.labels.get(a, "") for a in ATTRIBUTES},
             "source": label.source,
-            "actor": label.actor,
+            "actor": spreadsheet_safe(label.actor),
             "labelled_at": label.updated_at.isoformat(),
         }
 

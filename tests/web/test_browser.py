@@ -93,7 +93,7 @@ def _article() -> str:
 
 def test_bad_key_shows_an_error_and_a_submitter_key_is_refused(page: Page, stack: Stack) -> None:
     _sign_in(page, "mk_not-a-key")
-    expect(page.locator("p.error")).to_contain_text("unknown API key")
+    expect(page.locator("p.error")).to_contain_text("unknown or revoked API key")
     _sign_in(page, stack.keys["news-submitter"])
     expect(page.locator("p.error")).to_contain_text("a submitter key may not moderate")
     page.goto("/moderate")

@@ -37,7 +37,7 @@ def test_sign_in_with_an_unknown_key_shows_an_error(browser: TestClient) -> None
     token = csrf_of(browser.get("/moderate/login").text)
     response = browser.post("/moderate/login", data={"key": "mk_nope", "csrf_token": token})
     assert response.status_code == 401
-    assert "unknown API key" in response.text
+    assert "unknown or revoked API key" in response.text
     assert browser.get("/moderate").status_code == 303
 
 
