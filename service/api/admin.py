@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from service.api.schemas import KeyIn, PolicyIn, SiteIn
@@ -16,6 +16,8 @@ from service.sites.sites import create_site, get_site, list_sites, set_policy, s
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["admin"])
+# A response that carries a key must not be kept by a cache or a browser on the way.
+NO_STORE = "no-store"
 
 
 @router.get("/sites", summary="All sites")
@@ -54,7 +56,11 @@ async def get_keys(caller: AdminKey, state: State, site: str | None = None) -> d
 
 
 @router.post("/keys", status_code=201, summary="Create a key; it is shown only in this response")
-async def post_key(payload: KeyIn, caller: AdminKey, state: State) -> dict[str, Any]:
+async def post_key(
+    payload: KeyIn, caller: AdminKey, state: State, response: Response
+) -> dict[str, Any]:
+    response.headers["Cache-Control"] = NO_STORE
+
     def write(session: Session) -> dict[str, Any]:
         get_site(session, payload.site)  # keys are for existing sites: a typo must not make one
         key, plain = create_key(
@@ -75,10 +81,13 @@ async def post_rotate(
     prefix: str,
     caller: AdminKey,
     state: State,
+    response: Response,
     grace_seconds: Annotated[
         int, Query(ge=0, le=7 * 86_400, description="How long the old key keeps working")
     ] = 0,
 ) -> dict[str, Any]:
+    response.headers["Cache-Control"] = NO_STORE
+
     def write(session: Session) -> dict[str, Any]:
         key, plain = rotate_key(session, prefix[:10], grace_seconds=grace_seconds)
         return {**key_view(key), "key": plain}

@@ -184,10 +184,14 @@ def _status(client: httpx.Client) -> int:
 
 def test_revoked_and_rotated_keys(world: World) -> None:
     with world.stack.client("news-admin") as admin:
-        created = admin.post("/v1/keys", json={"site": "news", "role": "moderator"}).json()
+        made = admin.post("/v1/keys", json={"site": "news", "role": "moderator"})
+        created = made.json()
         old = created["key"]
-        rotated = admin.post(f"/v1/keys/{created['prefix']}/rotate?grace_seconds=600").json()
+        rotation = admin.post(f"/v1/keys/{created['prefix']}/rotate?grace_seconds=600")
+        rotated = rotation.json()
         new = rotated["key"]
+        # Both answers carry a key: no cache on the way may keep them.
+        assert made.headers["Cache-Control"] == rotation.headers["Cache-Control"] == "no-store"
         headers = {"Authorization": f"Bearer {old}"}
         with httpx.Client(base_url=world.stack.base_url, headers=headers) as old_client:
             assert _status(old_client) == 200, "the old key works during the grace period"
