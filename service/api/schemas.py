@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from classifier.attributes import Attribute
 from service.comments.schemas import no_nul
 from service.core.tables import ReasonCode, ReviewActionName
+from service.moderation.reviews import MAX_NOTE
 from service.webhooks.config import MIN_SECRET_LENGTH
 
 __all__ = [
@@ -107,7 +108,7 @@ class ReviewIn(BaseModel):
 
     action: ReviewActionName
     reason: ReasonCode | None = None
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=MAX_NOTE)
     version: int | None = Field(
         default=None,
         ge=1,
@@ -123,7 +124,7 @@ class BulkReviewIn(BaseModel):
     ids: list[str] = Field(min_length=1, max_length=500)
     action: ReviewActionName
     reason: ReasonCode | None = None
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=MAX_NOTE)
 
     @field_validator("ids")
     @classmethod
@@ -158,7 +159,7 @@ class AuthorTrustIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     trust: Literal["normal", "trusted", "premoderated", "banned"]
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=MAX_NOTE)
 
 
 class SiteIn(BaseModel):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from service.core.errors import InvalidInput, NotFound
 from service.core.tables import AuditEntry, Author, Comment, Trust, utcnow
 from service.moderation.review_queue import author_histories
+from service.moderation.reviews import check_note
 
 __all__ = ["author_view", "set_author_trust"]
 
@@ -75,6 +76,7 @@ def set_author_trust(
     """
     if trust not in Trust.ALL:
         raise InvalidInput(f"trust must be one of {', '.join(Trust.ALL)}", field="trust")
+    check_note(note)
     author = session.scalar(
         select(Author).where(Author.site_id == site_id, Author.external_id == external_id)
     )

@@ -42,7 +42,9 @@ from service.webhooks.config import record_event
 
 __all__ = [
     "MAX_BULK",
+    "MAX_NOTE",
     "Reviewed",
+    "check_note",
     "comment_history",
     "review_comment",
     "review_many",
@@ -50,6 +52,8 @@ __all__ = [
 ]
 
 MAX_BULK = 500
+# One limit for every way a note arrives (the API, the pages' forms, bulk reviews, trust).
+MAX_NOTE = 2000
 _TO_STATUS = {
     ReviewAction.APPROVE: CommentStatus.APPROVED,
     ReviewAction.REJECT: CommentStatus.REJECTED,
@@ -64,7 +68,13 @@ class Reviewed:
     delivery_ids: list[str] = field(default_factory=list)
 
 
-def _check_input(action: str, reason: str | None) -> None:
+def check_note(note: str) -> None:
+    if len(note) > MAX_NOTE:
+        raise InvalidInput(f"note must be at most {MAX_NOTE} characters", field="note")
+
+
+def _check_input(action: str, reason: str | None, note: str) -> None:
+    check_note(note)
     if action not in ReviewAction.ALL:
         raise InvalidInput(f"action must be one of {', '.join(ReviewAction.ALL)}", field="action")
     if reason is not None and reason not in ReviewAction.REASONS:
@@ -272,7 +282,7 @@ def review_comment(
     now: datetime | None = None,
 ) -> Reviewed:
     """Approve or reject one comment of the site; see the module docstring for the rules."""
-    _check_input(action, reason)
+    _check_input(action, reason, note)
     now = now or utcnow()
     comment = _load(session, site_id, [comment_id]).get(comment_id)
     if comment is None:  # another site's comment looks exactly like a missing one
@@ -332,7 +342,7 @@ def review_many(
 ) -> list[Reviewed]:
     """One action on up to MAX_BULK comments, all or nothing: any problem changes none of them,
     and the error names every comment at fault."""
-    _check_input(action, reason)
+    _check_input(action, reason, note)
     if not 1 <= len(comment_ids) <= MAX_BULK:
         raise InvalidInput(f"ids must hold between 1 and {MAX_BULK} ids", field="ids")
     duplicates = sorted(i for i, n in Counter(comment_ids).items() if n > 1)

@@ -214,6 +214,20 @@ def test_review_of_a_stale_version_is_refused(site: Site, browser: TestClient) -
     assert site.status(comment_id) == "held"
 
 
+def test_a_note_over_the_apis_limit_is_refused_on_the_page_too(
+    site: Site, browser: TestClient
+) -> None:
+    comment_id = site.held("c1", "You idiot.")
+    token = sign_in(browser, site.keys["news-moderator"])
+    response = browser.post(
+        f"/moderate/comments/{comment_id}/review",
+        data={"csrf_token": token, "action": "reject", "note": "x" * 2001},
+    )
+    assert response.status_code == 422
+    assert "note must be at most 2000 characters" in response.text
+    assert site.status(comment_id) == "held"
+
+
 def test_script_review_gets_json(site: Site, browser: TestClient) -> None:
     comment_id = site.held("c1", "You idiot.")
     token = sign_in(browser, site.keys["news-moderator"])
