@@ -33,6 +33,7 @@ __all__ = [
     "Comment",
     "CommentStatus",
     "Decision",
+    "EndedWebSession",
     "Label",
     "ModelAlias",
     "ModelEvent",
@@ -438,3 +439,15 @@ class ShadowScore(Base):
     action: Mapped[str] = mapped_column(String(20))
     scores: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EndedWebSession(Base):
+    """A moderator's web session ended by signing out: its cookie, even copied before, no longer
+    signs anyone in. Kept as long as a session could live (then the cookie expires anyway)."""
+
+    __tablename__ = "ended_web_sessions"
+    __table_args__ = (Index("ix_ended_web_sessions_ended_at", "ended_at"),)
+
+    # sha256 of the session's CSRF token: unique to the session, never stored itself.
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ended_at: Mapped[datetime] = mapped_column()

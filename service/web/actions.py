@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -33,6 +34,7 @@ from service.web.deps import (
     wants_json,
     with_params,
 )
+from service.web.sessions import end_session
 
 __all__ = ["router"]
 
@@ -104,6 +106,9 @@ def logout_form(request: Request, me: SignedIn) -> Response:
 
 @router.post("/logout")
 def logout(request: Request, me: SignedIn, form: CheckedForm) -> Response:
+    state = state_of(request)
+    lifetime = timedelta(hours=state.settings.web_session_hours)
+    run_unit(state.sessions, lambda session: end_session(session, me.session, lifetime=lifetime))
     response = RedirectResponse("/moderate/login?signed_out=1", status_code=303)
     set_session_cookie(request, response, new_session())
     return response

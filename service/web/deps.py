@@ -28,6 +28,7 @@ from service.web.auth import (
     tokens_match,
 )
 from service.web.render import environment
+from service.web.sessions import session_ended
 
 __all__ = [
     "SIGN_IN_ROLES",
@@ -137,7 +138,7 @@ def signed_in(request: Request) -> Moderator:
         key = session.get(ApiKey, key_id)
         # revoked_at may lie ahead: a rotated key keeps working through its grace period.
         revoked = key is not None and key.revoked_at is not None and key.revoked_at <= utcnow()
-        if key is None or revoked or key.role not in SIGN_IN_ROLES:
+        if key is None or revoked or key.role not in SIGN_IN_ROLES or session_ended(session, web):
             raise SignInRequired(ended=True)
         return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
 

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -285,6 +286,25 @@ def test_sign_out_ends_the_session(site: Site, browser: TestClient) -> None:
     response = browser.post("/moderate/logout", data={"csrf_token": token})
     assert response.status_code == 303
     assert browser.get("/moderate").status_code == 303
+
+
+def test_a_cookie_copied_before_sign_out_is_worth_nothing_after(
+    site: Site, app: FastAPI, browser: TestClient
+) -> None:
+    comment_id = site.held("c1", "You idiot.")
+    token = sign_in(browser, site.keys["news-moderator"])
+    copied = browser.cookies.get(COOKIE_NAME)
+    assert copied
+    assert browser.post("/moderate/logout", data={"csrf_token": token}).status_code == 303
+    with TestClient(app, follow_redirects=False) as thief:
+        thief.cookies.set(COOKIE_NAME, copied)
+        assert thief.get("/moderate").status_code == 303, "off to sign in"
+        review = thief.post(
+            f"/moderate/comments/{comment_id}/review",
+            data={"csrf_token": token, "action": "approve"},
+        )
+        assert review.status_code == 303 and "/moderate/login" in review.headers["location"]
+    assert site.status(comment_id) == "held"
 
 
 def test_another_sites_comment_is_not_found(site: Site, browser: TestClient) -> None:
