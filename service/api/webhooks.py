@@ -90,6 +90,7 @@ async def put_webhook(
             actor=caller.actor,
             service_origins=origins,
             api_port=state.settings.api_port,
+            allowed_networks=state.settings.webhook_allowed_networks,
         )
         return _config_view(config)
 

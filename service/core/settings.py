@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0, le=24 * 3600)
     webhook_give_up_hours: float = Field(default=24.0, gt=0, le=7 * 24)
     webhook_retry_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Webhooks never go to loopback, private, link-local or metadata addresses; CIDRs listed
+    # here (JSON, e.g. ["10.0.0.0/8"]) are allowed, for receivers on a private network.
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
 
     # "noop" swaps scoring for a task that approves without work: the framework's floor,
     # measured by bench/pipeline.py. Never set it in production.
@@ -116,6 +120,14 @@ class Settings(BaseSettings):
         if any(not 0.0 <= v <= 1.0 for v in value.values()):
             raise ValueError("thresholds must be between 0 and 1")
         return {**DEFAULT_THRESHOLDS, **value}  # a partial setting changes only what it names
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks_in_cidr_notation(cls, value: list[str]) -> list[str]:
+        # A typo must stop the deployment at start, not silently allow nothing (or too much).
+        for cidr in value:
+            ipaddress.ip_network(cidr.strip(), strict=False)  # a ValueError names it
+        return [cidr.strip() for cidr in value]
 
     @field_validator("secret_key")
     @classmethod

@@ -10,7 +10,7 @@ import hmac
 import ipaddress
 import secrets
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from service.core.errors import InvalidInput
 from service.core.tables import AuditEntry, Site, WebhookDelivery, new_id, utcnow
 from service.sites.sites import get_site
+from service.webhooks.outbound import Unresolvable, parse_networks, refusal, resolve
 
 __all__ = [
     "COMMENT_DECIDED",
@@ -48,6 +49,9 @@ MIN_SECRET_LENGTH = 16
 SIGNATURE_VERSION = "v1"
 USER_AGENT = "moderation-webhooks/1"
 WEBHOOK_REMOVED = "the site's webhook was removed"
+OWN_SERVICE = (
+    "the webhook URL points at this moderation service itself; give the site backend's URL"
+)
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
@@ -126,14 +130,43 @@ def _is_local_host(host: str) -> bool:
     return ip.is_loopback or ip.is_unspecified
 
 
+def _check_destination(
+    host: str, port: int, *, api_port: int, allowed_networks: Sequence[str]
+) -> None:
+    """Refuse a host that does not resolve, or resolves to an address webhooks may not reach."""
+    try:
+        addresses = resolve(host, port)
+    except Unresolvable:
+        raise InvalidInput(f"the webhook URL's host {host} does not resolve", field="url") from None
+    allowed = parse_networks(allowed_networks)
+    for address in addresses:
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        target = mapped or address
+        if port == api_port and (target.is_loopback or target.is_unspecified):
+            raise InvalidInput(OWN_SERVICE, field="url")
+        reason = refusal(address, allowed=allowed)
+        if reason is not None:
+            raise InvalidInput(
+                f"the webhook URL resolves to {address}, {reason}; set "
+                "MODERATION_WEBHOOK_ALLOWED_NETWORKS to allow it",
+                field="url",
+            )
+
+
 def check_webhook_url(
-    url: str, *, service_origins: Collection[tuple[str, int]], api_port: int
+    url: str,
+    *,
+    service_origins: Collection[tuple[str, int]],
+    api_port: int,
+    allowed_networks: Sequence[str] = (),
 ) -> str:
-    """The URL, stripped, if it is http(s) with a host and does not point at this service.
+    """The URL, stripped, if it is http(s) with a host, does not point at this service, and
+    its host resolves only to addresses webhooks may reach (service/webhooks/outbound.py).
 
     `service_origins` are (host, port) pairs the service answers on (the request's own base
     URL, the configured API host); a loopback host on the API's port is this service too.
-    Posting events to ourselves would only make a loop of failed deliveries.
+    Posting events to ourselves would only make a loop of failed deliveries. Delivery checks
+    the address again at every attempt: a name may resolve elsewhere later.
     """
     url = url.strip()
     parts = urlsplit(url)
@@ -151,10 +184,8 @@ def check_webhook_url(
         raise InvalidInput("the webhook URL has an invalid port", field="url") from None
     own = {(h.lower().rstrip("."), p) for h, p in service_origins}
     if (host, port) in own or (_is_local_host(host) and port == api_port):
-        raise InvalidInput(
-            "the webhook URL points at this moderation service itself; give the site backend's URL",
-            field="url",
-        )
+        raise InvalidInput(OWN_SERVICE, field="url")
+    _check_destination(host, port, api_port=api_port, allowed_networks=allowed_networks)
     return url
 
 
@@ -167,12 +198,15 @@ def set_webhook(
     actor: str,
     service_origins: Collection[tuple[str, int]],
     api_port: int,
+    allowed_networks: Sequence[str] = (),
 ) -> WebhookConfig:
     """Set a site's webhook. Without a secret the current one is kept, or one is generated
     (returned this once) if the site has none; a URL change must not break the receiver's
     verification."""
     site = get_site(session, site_name)
-    checked = check_webhook_url(url, service_origins=service_origins, api_port=api_port)
+    checked = check_webhook_url(
+        url, service_origins=service_origins, api_port=api_port, allowed_networks=allowed_networks
+    )
     if secret is not None and len(secret) < MIN_SECRET_LENGTH:
         raise InvalidInput(
             f"the secret must be at least {MIN_SECRET_LENGTH} characters", field="secret"

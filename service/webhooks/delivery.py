@@ -4,11 +4,18 @@ Delivery is at least once: a receiver may see one delivery twice (a worker died 
 but before recording it) and should de-duplicate on `X-Moderation-Delivery`. Each attempt runs
 in two short transactions around the HTTP call (lease, then result), so no database
 transaction stays open while a slow receiver thinks.
+
+Every attempt resolves the URL's host again, refuses internal addresses (outbound.py) and
+connects to the very address it checked, so DNS cannot change between check and connect;
+the whole attempt ends within `timeout_seconds`, however slowly the receiver answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,8 +32,10 @@ from service.core.db import rowcount, session_scope
 from service.core.settings import Settings
 from service.core.tables import Site, WebhookAttempt, WebhookDelivery, utcnow
 from service.webhooks.config import WEBHOOK_REMOVED, DeliveryStatus, signed_headers
+from service.webhooks.outbound import Blocked, Unresolvable, check_host, parse_networks
 
 __all__ = [
+    "BLOCKED",
     "AttemptResult",
     "DeliveryRecord",
     "RetryPolicy",
@@ -38,6 +47,9 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
+# The start of an attempt's error when the address policy refused its destination.
+BLOCKED = "blocked:"
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -45,6 +57,8 @@ class RetryPolicy:
     backoff_base_seconds: float = 30.0
     backoff_max_seconds: float = 3600.0
     give_up_after: timedelta = timedelta(hours=24)
+    # CIDRs a deployment lets webhooks reach although they are internal (outbound.py).
+    allowed_networks: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
@@ -53,12 +67,13 @@ class RetryPolicy:
             backoff_base_seconds=settings.webhook_backoff_base_seconds,
             backoff_max_seconds=settings.webhook_backoff_max_seconds,
             give_up_after=timedelta(hours=settings.webhook_give_up_hours),
+            allowed_networks=tuple(settings.webhook_allowed_networks),
         )
 
     @property
     def lease(self) -> timedelta:
-        # httpx's timeout bounds each phase (connect, write, each read), not the whole call:
-        # leave room before another worker may take the delivery over.
+        # An attempt ends within timeout_seconds, but a DNS lookup in progress cannot be cut
+        # short: leave ample room before another worker may take the delivery over.
         return timedelta(seconds=2 * self.timeout_seconds + 30)
 
 
@@ -180,7 +195,89 @@ def _lease(
     )
 
 
-def _post(client: httpx.Client, out: _Outbound, *, now: datetime, timeout: float) -> int | str:
+class _Deadline:
+    """Shuts the attempt's socket when its time is up.
+
+    httpx's timeouts bound each phase (connect, each write, each read), not the whole call:
+    a receiver sending one byte a second would hold a worker for as long as it liked.
+    httpcore's trace hook hands over each stream it opens, and shutting the socket from a
+    timer ends whatever read or write is waiting on it.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._at = time.monotonic() + seconds
+        self._streams: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def remaining(self) -> float:
+        return self._at - time.monotonic()
+
+    def trace(self, name: str, info: dict[str, Any]) -> None:
+        if name.endswith(("connect_tcp.complete", "start_tls.complete")):
+            with self._lock:
+                self._streams.append(info["return_value"])
+                if self.expired:
+                    _shut(info["return_value"])
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for stream in self._streams:
+                _shut(stream)
+
+
+def _shut(stream: Any) -> None:
+    sock = stream.get_extra_info("socket")
+    # Already closed, or detached when TLS wrapped it: nothing left to wake.
+    with contextlib.suppress(OSError, TypeError):
+        # The plain socket's shutdown, also for a TLS one: it only needs to wake the reader.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _pinned_request(
+    client: httpx.Client,
+    url: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    policy: RetryPolicy,
+    deadline: _Deadline,
+) -> httpx.Request:
+    """The POST, addressed to the IP just checked, with the URL's Host header and TLS name.
+
+    Raises Blocked or Unresolvable. `Connection: close`: a pooled connection is keyed by the
+    IP, and must not carry another host's request over a TLS session verified for this one.
+    """
+    target = httpx.URL(url)
+    host = target.raw_host.decode("ascii")
+    port = target.port or (443 if target.scheme == "https" else 80)
+    address = check_host(host, port, allowed=parse_networks(policy.allowed_networks))
+    extensions: dict[str, Any] = {"trace": deadline.trace}
+    if target.scheme == "https":
+        extensions["sni_hostname"] = host
+    headers = {**headers, "Host": target.netloc.decode("ascii"), "Connection": "close"}
+    return client.build_request(
+        "POST",
+        target.copy_with(host=str(address)),
+        content=body,
+        headers=headers,
+        timeout=max(deadline.remaining(), 0.001),
+        extensions=extensions,
+    )
+
+
+def _post(client: httpx.Client, out: _Outbound, *, now: datetime, policy: RetryPolicy) -> int | str:
     """The receiver's status code, or a description of why there was none."""
     assert out.url is not None and out.secret is not None
     body = orjson.dumps(out.payload)
@@ -188,15 +285,23 @@ def _post(client: httpx.Client, out: _Outbound, *, now: datetime, timeout: float
     headers = signed_headers(
         out.secret, body, event=out.event, delivery_id=out.delivery_id, timestamp=timestamp
     )
-    try:
-        request = client.build_request(
-            "POST", out.url, content=body, headers=headers, timeout=timeout
-        )
-        # Streamed and closed unread: only the status matters, whatever the body's size.
-        response = client.send(request, stream=True, follow_redirects=False)
-        response.close()
-    except Exception as exc:  # whatever stopped the POST is this attempt's outcome: retried
-        return f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
+    with _Deadline(policy.timeout_seconds) as deadline:
+        try:
+            request = _pinned_request(
+                client, out.url, body=body, headers=headers, policy=policy, deadline=deadline
+            )
+            # Streamed and closed unread: only the status matters, whatever the body's size.
+            response = client.send(request, stream=True, follow_redirects=False)
+            response.close()
+        except Blocked as exc:
+            # Never the address itself: the site's admins must not map the network with it.
+            return f"{BLOCKED} the URL resolves to {exc.reason}"
+        except Unresolvable:
+            return "ConnectError: the URL's host does not resolve"
+        except Exception as exc:  # whatever stopped the POST is this attempt's outcome: retried
+            if deadline.expired:
+                return f"Timeout: no complete answer within {deadline.seconds:g} s"
+            return f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
     return response.status_code
 
 
@@ -209,6 +314,9 @@ def _next_state(
         values |= {"status": DeliveryStatus.DELIVERED, "delivered_at": now}
     elif code == 410:  # Gone: the receiver says this endpoint will never accept it
         values |= {"status": DeliveryStatus.FAILED, "last_error": "the receiver answered 410 Gone"}
+    elif error is not None and error.startswith(BLOCKED):
+        # The deployment's address policy, not the receiver: trying again changes nothing.
+        values |= {"status": DeliveryStatus.FAILED}
     elif error == WEBHOOK_REMOVED or now >= out.created_at + policy.give_up_after:
         values |= {"status": DeliveryStatus.FAILED}
     else:
@@ -293,7 +401,7 @@ def attempt_delivery(
         duration_ms = 0.0
     else:
         t0 = time.perf_counter()
-        outcome = _post(client, out, now=started, timeout=policy.timeout_seconds)
+        outcome = _post(client, out, now=started, policy=policy)
         duration_ms = (time.perf_counter() - t0) * 1000
     with session_scope(sessions) as session:
         return _finish(

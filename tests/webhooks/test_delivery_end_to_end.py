@@ -108,7 +108,9 @@ def receiver() -> Iterator[Receiver]:
 # harder case here (one writer shared by the scoring worker and eight webhook threads), and
 # every database step runs on PostgreSQL in tests/webhooks/test_webhooks.py. Adding
 # "postgresql" costs about 20 s.
-STACK = StackSpec(env=FAST_RETRIES, beat=True, workers=(WEBHOOK_QUEUE,))
+# The receiver is on 127.0.0.1: the stack allows loopback, as a deployment opts in to a range.
+ALLOW_LOOPBACK = {"MODERATION_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8", "::1/128"]'}
+STACK = StackSpec(env={**FAST_RETRIES, **ALLOW_LOOPBACK}, beat=True, workers=(WEBHOOK_QUEUE,))
 
 
 def _set_webhook(stack: Stack, url: str, secret: str | None = None) -> dict[str, Any]:
@@ -278,7 +280,11 @@ def test_a_dead_or_hanging_receiver_does_not_hold_up_decisions(
         ({"url": "not a url"}, "url"),
         ({"url": "http://127.0.0.1:{port}/v1/hook"}, "url"),  # this service itself
         ({"url": "http://localhost:{port}/"}, "url"),
-        ({"url": "https://news.example/hook", "secret": "too-short"}, "secret"),
+        ({"url": "http://169.254.169.254/latest/meta-data/"}, "url"),  # not even when allowed
+        ({"url": "http://[::ffff:10.0.0.1]/"}, "url"),
+        ({"url": "http://0x0a000001/"}, "url"),  # 10.0.0.1
+        ({"url": "http://no-such-host.invalid/"}, "url"),
+        ({"url": "http://127.0.0.1:9/hook", "secret": "too-short"}, "secret"),
         ({"secret": "long-enough-secret-1234"}, "url"),
         ({"url": "https://news.example/hook", "token": "x"}, "token"),
     ],

@@ -49,8 +49,12 @@ from tests.factories import THRESHOLDS, WordModel
 from tests.stack import free_port
 
 SECRET = "s3cret-s3cret-s3cret"
-URL = "https://news.example/hooks/moderation"
-POLICY = RetryPolicy(timeout_seconds=1, backoff_base_seconds=30, backoff_max_seconds=3600)
+# On loopback, allowed below: the mock transport answers, but the address policy still runs.
+URL = "http://127.0.0.1:9/hooks/moderation"
+ALLOWED = ("127.0.0.0/8",)
+POLICY = RetryPolicy(
+    timeout_seconds=1, backoff_base_seconds=30, backoff_max_seconds=3600, allowed_networks=ALLOWED
+)
 OWN = [("moderation.example", 443)]
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -149,9 +153,13 @@ def test_a_webhook_url_that_is_not_http_or_points_at_the_service_is_refused(url:
     assert error.value.field == "url"
 
 
-def test_a_receiver_on_another_port_or_host_is_accepted() -> None:
-    for url in ("http://127.0.0.1:9000/hook", "https://news.example/hook", " http://10.0.0.5/ "):
-        assert check_webhook_url(url, service_origins=OWN, api_port=8000) == url.strip()
+def test_a_receiver_on_another_port_or_an_allowed_network_is_accepted() -> None:
+    allowed = ["127.0.0.0/8", "10.0.0.0/8"]
+    for url in ("http://127.0.0.1:9000/hook", "https://93.184.215.14/hook", " http://10.0.0.5/ "):
+        checked = check_webhook_url(
+            url, service_origins=OWN, api_port=8000, allowed_networks=allowed
+        )
+        assert checked == url.strip()
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -171,6 +179,7 @@ def test_a_generated_secret_is_shown_once_and_kept_when_only_the_url_changes(
             actor="admin key mk_1",
             service_origins=OWN,
             api_port=8000,
+            allowed_networks=ALLOWED,
         )
     assert first.secret is not None and len(first.secret) >= 32
     with session_scope(sessions) as session:
@@ -182,6 +191,7 @@ def test_a_generated_secret_is_shown_once_and_kept_when_only_the_url_changes(
             actor="admin key mk_1",
             service_origins=OWN,
             api_port=8000,
+            allowed_networks=ALLOWED,
         )
         assert moved.secret is None, "the secret is shown only when it is made"
         assert get_webhook(session, "news").url == URL + "/v2"
@@ -209,6 +219,7 @@ def test_a_refused_url_or_short_secret_changes_nothing(sessions: sessionmaker[Se
                 actor="a",
                 service_origins=OWN,
                 api_port=8000,
+                allowed_networks=ALLOWED,
             )
         assert error.value.field == field
     with pytest.raises(SiteNotFound), session_scope(sessions) as session:
@@ -432,23 +443,24 @@ def test_a_changed_url_and_secret_apply_to_the_next_retry(sessions: sessionmaker
         set_webhook(
             session,
             "news",
-            url="https://fixed.example/hook",
+            url="http://127.0.0.2:9/fixed",
             secret="n" * 20,
             actor="a",
             service_origins=OWN,
             api_port=8000,
+            allowed_networks=ALLOWED,
         )
     seen: list[httpx.Request] = []
     attempt_delivery(sessions, delivery_id, client=_receiver(_answer(200), seen), policy=POLICY)
     [request] = seen
-    assert str(request.url) == "https://fixed.example/hook"
+    assert str(request.url) == "http://127.0.0.2:9/fixed"
     assert verify(
         "n" * 20,
         request.headers["X-Moderation-Timestamp"],
         request.headers["X-Moderation-Signature"],
         request.content,
     )
-    assert _row(sessions, delivery_id).url == "https://fixed.example/hook"
+    assert _row(sessions, delivery_id).url == "http://127.0.0.2:9/fixed"
 
 
 def test_while_one_worker_sends_another_cannot_take_the_same_delivery(
