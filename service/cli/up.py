@@ -147,7 +147,7 @@ def _print_welcome(settings: Settings, keys: dict[str, str]) -> None:
 
 def run_all(settings: Settings) -> int:
     """Start Redis (embedded unless configured), migrate, then workers, beat and API."""
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    settings.var_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # keys, secrets, data
     env, embedded = _child_env(settings)
     processes = _Processes()
     stopping = False

@@ -122,7 +122,8 @@ def set_session_cookie(request: Request, response: Response, session: WebSession
         path="/moderate",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        # Behind a TLS proxy the request itself is plain http: the public URL says https.
+        secure=request.url.scheme == "https" or settings.public_url.startswith("https://"),
     )
 
 

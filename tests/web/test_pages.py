@@ -56,6 +56,18 @@ def test_sign_in_is_throttled_after_repeated_failures_even_for_a_good_key(
     assert browser.get("/moderate").status_code == 303, "not signed in"
 
 
+def test_the_session_cookie_is_secure_when_the_public_url_is_https(
+    site: Site, app: FastAPI, browser: TestClient
+) -> None:
+    plain = browser.get("/moderate/login").headers["set-cookie"]
+    assert "secure" not in plain.lower(), "plain http, no public URL: a local test setup"
+    # Behind a TLS proxy the request arrives as http; the public URL says what the browser sees.
+    behind_proxy = site.settings.model_copy(update={"public_url": "https://moderation.example"})
+    app.state.moderation.settings = behind_proxy
+    browser.cookies.clear()
+    assert "secure" in browser.get("/moderate/login").headers["set-cookie"].lower()
+
+
 def test_a_submitter_key_may_not_sign_in(site: Site, browser: TestClient) -> None:
     token = csrf_of(browser.get("/moderate/login").text)
     response = browser.post(
