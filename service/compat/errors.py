@@ -22,7 +22,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.core.errors import AuthError, ModerationError, RateLimited
 
 __all__ = [
-    "COMPAT_PREFIXES",
     "GoogleError",
     "GoogleRoute",
     "OpenAIError",
@@ -53,7 +52,6 @@ _GOOGLE_STATUS = {
 # Where each format is spoken, for the errors raised before a route runs (the body limit).
 PERSPECTIVE_PREFIXES = ("/v1alpha1/", "/comments:", "/$discovery/", "/batch")
 OPENAI_PREFIXES = ("/v1/moderations",)
-COMPAT_PREFIXES = PERSPECTIVE_PREFIXES + OPENAI_PREFIXES
 
 
 class GoogleError(Exception):
@@ -111,7 +109,9 @@ def as_google(exc: Exception) -> GoogleError:
         if isinstance(exc, RateLimited):  # what Google's quota errors carry
             reason = {"reason": "RATE_LIMIT_EXCEEDED", "domain": "googleapis.com"}
             details = [{"@type": ERROR_INFO_TYPE, **reason}]
-        return GoogleError(exc.detail, code=exc.status_code, details=details, headers=headers)
+        # Google reports every bad argument as a 400; it has no 422.
+        code = 400 if exc.status_code == 422 else exc.status_code
+        return GoogleError(exc.detail, code=code, details=details, headers=headers)
     if isinstance(exc, RequestValidationError):
         return GoogleError(f"Invalid JSON payload received. {_first_problem(exc)}")
     if isinstance(exc, StarletteHTTPException):

@@ -77,13 +77,17 @@ def _json(raw: bytes) -> Any:
 def _score(
     scorer: Scorer, text: str, spans: Sequence[tuple[int, int]]
 ) -> tuple[LanguageGuess, dict[str, float], Spans]:
-    """The text's language, its scores, and each span scored on its own text: one model call."""
+    """The text's language, its scores, and each span scored on its own text: one model call,
+    and none for a text reliably in another language (it is refused, not scored)."""
+    guess = language_of(text)
+    if guess.reliable and (guess.language or ENGLISH) != ENGLISH:
+        return guess, {}, []
     whole = [(0, len(text))]
     parts = [text[start:end] for start, end in spans] if list(spans) != whole else []
     rows = scorer.predict_proba([text, *parts])
     values = [{a: float(p) for a, p in zip(scorer.attributes, row, strict=True)} for row in rows]
     scored = [(s, e, v) for (s, e), v in zip(spans, values[1:], strict=True)] if parts else []
-    return language_of(text), values[0], scored or [(0, len(text), values[0])]
+    return guess, values[0], scored or [(0, len(text), values[0])]
 
 
 async def _analyze(state: AppState, who: _Credentials, raw: bytes) -> dict[str, Any]:
