@@ -1,9 +1,15 @@
-"""Explanations: the word spans of a comment whose n-grams pushed one attribute's score up."""
+"""Explanations: the word spans of a comment whose n-grams pushed one attribute's score up.
+
+Work is bounded per comment: every step is an array operation over the tokens and character
+windows of at most the first `MAX_TOKENS` tokens and `MAX_CHARS` normalised characters, which
+covers all of an ordinary comment (a 10,000-character one has about 2,000 tokens).
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import re
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,7 +17,13 @@ import scipy.sparse as sp
 from classifier.features import WORD_PATTERN, CharNgramFeaturizer, WordNgramFeaturizer
 from classifier.normalize import normalize
 
-__all__ = ["Span", "explain_text"]
+__all__ = ["MAX_CHARS", "MAX_TOKENS", "Span", "explain_text"]
+
+# A hostile text holds many times the tokens of an ordinary one of the same length ("½" x
+# 10,000 folds to 20,000 one-digit tokens, "a " x 5,000 is 5,000): only its start is explained.
+# The score still reads the whole text; the explanation names the words at its start.
+MAX_TOKENS = 4096
+MAX_CHARS = 20_000
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,19 @@ def _values_at(row: sp.csr_matrix, features: np.ndarray) -> np.ndarray:
     return np.where(indices[where] == features, data[where], 0.0)
 
 
+def _explained_part(normalized: str) -> tuple[str, list[re.Match[str]]]:
+    """The start of `normalized` that is explained (all of an ordinary comment), and its tokens."""
+    if len(normalized) > MAX_CHARS:
+        # Cut between words where there is a space to cut at, so no word is explained halved.
+        space = normalized.rfind(" ", 0, MAX_CHARS)
+        normalized = normalized[: space if space > 0 else MAX_CHARS]
+    matches = list(islice(WORD_PATTERN.finditer(normalized), MAX_TOKENS + 1))
+    if len(matches) > MAX_TOKENS:
+        matches = matches[:MAX_TOKENS]
+        normalized = normalized[: matches[-1].end()]
+    return normalized, matches
+
+
 def explain_text(
     text: str,
     *,
@@ -50,11 +75,12 @@ def explain_text(
     among their tokens; character n-grams among the tokens they overlap (a char n-gram lives
     inside one whitespace-separated word, which may hold several tokens, e.g. "don't").
     Returns, per column, the `top_k` tokens with a positive total, largest first, with
-    offsets into the original `text`.
+    offsets into the original `text`. Only the start of a very long text is explained (see
+    `MAX_TOKENS` and `MAX_CHARS`).
     """
     columns = word_weights.shape[1]
-    normalized, offsets = normalize(text)
-    matches = list(WORD_PATTERN.finditer(normalized))
+    full, offsets = normalize(text)
+    normalized, matches = _explained_part(full)
     if not matches or top_k <= 0:
         return [[] for _ in range(columns)]
     starts = np.fromiter((m.start() for m in matches), dtype=np.int64, count=len(matches))
@@ -80,20 +106,16 @@ def _add_word_contributions(
     weights: np.ndarray,
 ) -> None:
     """Add each word n-gram's contribution to `scores`, shared equally among its tokens."""
-    word_row = word.transform([normalized])
-    occurrences: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    low, high = word.ngram_range
-    for n in range(low, high + 1):
-        for i in range(len(tokens) - n + 1):
-            feature = word.index_.get(" ".join(tokens[i : i + n]))
-            if feature is not None:
-                occurrences[feature].append((i, i + n))
-    if occurrences:
-        features = np.fromiter(occurrences, dtype=np.int64, count=len(occurrences))
-        shares = _values_at(word_row, features)[:, None] * weights[features]
-        for share, places in zip(shares, occurrences.values(), strict=True):
-            for first, last in places:
-                scores[first:last] += share / (len(places) * (last - first))
+    features, firsts, lengths = word.occurrences(tokens)
+    if not len(features):
+        return
+    _, inverse, counts = np.unique(features, return_inverse=True, return_counts=True)
+    values = _values_at(word.transform([normalized]), features)
+    # An n-gram's contribution is split among its occurrences, then among each one's tokens.
+    shares = values[:, None] * weights[features] / (counts[inverse] * lengths)[:, None]
+    for k in range(int(lengths.max())):
+        covers = lengths > k
+        np.add.at(scores, firsts[covers] + k, shares[covers])
 
 
 def _add_char_contributions(
@@ -123,10 +145,41 @@ def _add_char_contributions(
     shares = (values / counts[inverse])[:, None] * weights[features]
     single = on_words & (lasts - firsts == 1)
     np.add.at(scores, firsts[single], shares[single])
-    for i in np.flatnonzero(on_words & ~single):  # a window across "don't": rare
-        first, last, begin, end = firsts[i], lasts[i], begins[i], finishes[i]
-        overlap = np.minimum(ends[first:last], end) - np.maximum(starts[first:last], begin)
-        scores[first:last] += shares[i] * (overlap / overlap.sum())[:, None]
+    across = np.flatnonzero(on_words & ~single)
+    if len(across):
+        _add_across_tokens(
+            scores,
+            shares[across],
+            tokens=(firsts[across], lasts[across]),
+            windows=(begins[across], finishes[across]),
+            bounds=(starts, ends),
+        )
+
+
+def _add_across_tokens(
+    scores: np.ndarray,
+    shares: np.ndarray,
+    *,
+    tokens: tuple[np.ndarray, np.ndarray],
+    windows: tuple[np.ndarray, np.ndarray],
+    bounds: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Share windows that cross tokens ("don't") among them by how many characters each holds.
+
+    Rare in ordinary text but every window of "p.m.p.m." crosses one, so this is one array
+    pass over (window, token) pairs: a window of n characters touches at most n tokens.
+    """
+    (firsts, lasts), (begins, finishes), (starts, ends) = tokens, windows, bounds
+    k = np.arange(int((lasts - firsts).max()))
+    touched = firsts[:, None] + k
+    inside = touched < lasts[:, None]
+    touched = np.minimum(touched, len(starts) - 1)  # padding cells, masked out below
+    overlap = np.minimum(ends[touched], finishes[:, None]) - np.maximum(
+        starts[touched], begins[:, None]
+    )
+    overlap = np.where(inside, overlap, 0)
+    fraction = overlap / overlap.sum(axis=1, keepdims=True)
+    np.add.at(scores, touched[inside], (shares[:, None, :] * fraction[:, :, None])[inside])
 
 
 def _top_spans(

@@ -231,6 +231,28 @@ class WordNgramFeaturizer:
         """TF-IDF rows for `texts`."""
         return tfidf_weight(self.counts(texts), self.idf_)
 
+    def occurrences(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every vocabulary n-gram in one text's `tokens`: (features, first tokens, lengths).
+
+        The same n-grams `counts` finds, located, with array operations rather than a joined
+        string per window (explanations need where each n-gram is, not only how often).
+        """
+        get, unknown = self._token_ids.get, self._unknown
+        ids = np.fromiter((get(t, unknown) for t in tokens), dtype=np.int64, count=len(tokens))
+        bad = np.concatenate(([0], np.cumsum(ids == unknown)))
+        features, firsts, lengths = [], [], []
+        for n, code in _rolling_codes(ids, self._base, ngram_range=self.ngram_range):
+            valid = np.flatnonzero(bad[n : n + len(code)] == bad[: len(code)])
+            found = self._table.get(code[valid])
+            hit = found >= 0
+            features.append(found[hit])
+            firsts.append(valid[hit])
+            lengths.append(np.full(int(hit.sum()), n, dtype=np.int64))
+        if not features:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        return np.concatenate(features), np.concatenate(firsts), np.concatenate(lengths)
+
 
 class CharNgramFeaturizer:
     """Character n-grams inside space-padded words (sklearn's `char_wb`), vectorised in numpy.

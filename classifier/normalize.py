@@ -18,6 +18,10 @@ Three passes, each keeping a map from every output character to its source index
 
 Normalising normalised text changes nothing, except for entity-escaped markup ("&lt;b&gt;"
 decodes to "<b>", which a second pass would remove as a tag).
+
+Work is bounded whatever the text: one character folds to at most `MAX_EXPANSION` characters,
+so the normalised text is at most `MAX_EXPANSION` times as long as the original, and the
+per-code-point tables hold at most `CACHE_SIZE` entries each.
 """
 
 from __future__ import annotations
@@ -25,10 +29,23 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
-__all__ = ["CONFUSABLES", "normalize", "normalize_text"]
+__all__ = ["CACHE_SIZE", "CONFUSABLES", "MAX_EXPANSION", "normalize", "normalize_text"]
+
+# NFKC turns one character into as many as 18 (U+FDFA is a whole Arabic phrase), which let a
+# comment within the length limit cost 18 times the work downstream. The longest folds that
+# ordinary text needs are three characters ("…" -> "...", "ﬃ" -> "ffi", the vulgar fractions;
+# no character of the 121,000 comments in the training corpora folds to more). The 72 longer
+# ones (squared katakana words, Arabic ligatures, "㏘" -> "p.m.") carry nothing an English
+# model reads, so they keep only their first three characters.
+MAX_EXPANSION = 3
+# Distinct code points memoised per table. Ordinary traffic uses a few thousand (2,495 in all
+# the training corpora); a text naming every code point would otherwise grow each table to
+# over a million entries (~235 MB).
+CACHE_SIZE = 1 << 14
 
 # Zero-width characters are used to split insults past word filters ("id\u200biot").
 _ZERO_WIDTH = frozenset({0x200B, 0x200C, 0x200D, 0xFEFF, 0x2060, 0x00AD, 0x180E})
@@ -102,23 +119,36 @@ def _fold_char(code: int) -> str:
         else:
             c = _strip_marks(c)
             out.append(CONFUSABLES.get(c, c))
-    return "".join(out)
+    return "".join(out)[:MAX_EXPANSION]
 
 
-class _FoldTable(dict[int, str]):
-    """A `str.translate` table that fills itself lazily, one code point at a time."""
+class _MemoTable(dict[int, str]):
+    """A `str.translate` table that fills itself lazily and starts over when it is full.
+
+    `str.translate` needs a mapping, and a plain dict keeps its lookups in C: ordinary text
+    hits the table for nearly every character, so a Python-level LRU mapping (or a call into
+    `functools.lru_cache` per character) would slow every comment to bound a rare one.
+    Starting over costs one recomputation per code point, as a cold table does.
+    """
+
+    def __init__(self, compute: Callable[[int], str], *, keep: Iterable[int]) -> None:
+        super().__init__()
+        self._compute = compute
+        self._kept = {code: compute(code) for code in keep}
+        self.update(self._kept)
 
     def __missing__(self, code: int) -> str:
-        folded = _fold_char(code)
-        self[code] = folded
-        return folded
+        value = self._compute(code)
+        if len(self) >= CACHE_SIZE:
+            # Concurrent readers may miss an entry meanwhile; they recompute the same value.
+            self.clear()
+            self.update(self._kept)
+        self[code] = value
+        return value
 
 
-# A pure function of the code point, so memoising it process-wide is safe; it is bounded by
-# the number of distinct code points ever seen.
-_TABLE = _FoldTable()
-for _code in range(128):
-    _TABLE[_code] = _fold_char(_code)
+# A pure function of the code point, so memoising it process-wide is safe.
+_TABLE = _MemoTable(_fold_char, keep=range(128))
 
 # -- markup (runs on folded text: lower case, no zero-width characters) ----------------------
 # `[^<>]*` stops at the next "<", so a text full of unclosed "<a" stays linear.
@@ -259,18 +289,14 @@ _LEET_INSIDE = {**_LEET, "@": "a", "$": "s", "!": "i"}  # between letters
 _LEET_LEADING = {**_LEET, "@": "a", "$": "s"}  # before the first letter ("!" is punctuation)
 
 
-class _ShapeTable(dict[int, str]):
-    """Maps a character to its shape: "a" letter, "0" digit, "@" or "$", "!" itself, else " "."""
-
-    def __missing__(self, code: int) -> str:
-        char = chr(code)
-        shape = "a" if char.isalpha() else "0" if char in "0123456789@$" else char
-        shape = shape if shape in "a0!" else " "
-        self[code] = shape
-        return shape
+def _shape(code: int) -> str:
+    """A character's shape: "a" letter, "0" digit, "@" or "$", "!" itself, else " "."""
+    char = chr(code)
+    shape = "a" if char.isalpha() else "0" if char in "0123456789@$" else char
+    return shape if shape in "a0!" else " "
 
 
-_SHAPES = _ShapeTable()
+_SHAPES = _MemoTable(_shape, keep=range(128))
 # A word in which a letter touches a leet character; the lazy prefix is tried only at word
 # starts (the lookbehind), so the scan stays linear in the text's length.
 _LEET_WORD = re.compile(r"(?<![\w@$!])[\w@$!]*?(?:[^\W\d_][0-9@$!]|[0-9@$][^\W\d_])[\w@$!]*")
@@ -323,16 +349,12 @@ def normalize(text: str) -> tuple[str, np.ndarray]:
     `text[offsets[a]:offsets[b - 1] + 1]`. A decoded entity or a removed URL maps to the
     index of its first character.
     """
-    table = _TABLE
-    pieces: list[str] = []
-    sources: list[int] = []
-    for index, char in enumerate(text):
-        folded = table[ord(char)]
-        if folded:
-            pieces.append(folded)
-            sources.extend([index] * len(folded))
+    # `map` keeps the per-character work in C; each source index repeats once per character
+    # it folded to (zero times for a dropped one).
+    pieces = list(map(_TABLE.__getitem__, map(ord, text)))
+    lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
     folded_text = "".join(pieces)
-    offsets = np.asarray(sources, dtype=np.int64)
+    offsets = np.repeat(np.arange(len(text), dtype=np.int64), lengths)
     if _has_markup(folded_text):
         folded_text, offsets = _replace_markup(folded_text, offsets)
     # Leetspeak replaces characters one for one, so the offsets stay as they are.
@@ -341,18 +363,25 @@ def normalize(text: str) -> tuple[str, np.ndarray]:
 
 def _replace_markup(text: str, offsets: np.ndarray) -> tuple[str, np.ndarray]:
     pieces: list[str] = []
-    parts: list[np.ndarray] = []
+    spans: list[tuple[int, int, int]] = []  # (start, end, length of the replacement)
     last = 0
     for match in _MARKUP.finditer(text):
         start, end = match.span()
         replacement = _markup_replacement(match)
         pieces.append(text[last:start])
-        parts.append(offsets[last:start])
         pieces.append(replacement)
-        parts.append(np.full(len(replacement), offsets[start], dtype=np.int64))
+        spans.append((start, end, len(replacement)))
         last = end
-    if not pieces:
+    if not spans:
         return text, offsets
     pieces.append(text[last:])
-    parts.append(offsets[last:])
-    return "".join(pieces), np.concatenate(parts)
+    # A text can hold thousands of tags ("<div>" x 2000): the offsets are rebuilt with one
+    # repeat rather than an array per tag. Each source position repeats once, except that a
+    # match's first one repeats once per replacement character and the rest of it not at all.
+    starts, ends, lengths = np.array(spans, dtype=np.int64).T
+    inside = np.zeros(len(text) + 1, dtype=np.int64)
+    np.add.at(inside, starts, 1)
+    np.add.at(inside, ends, -1)
+    repeats = (np.cumsum(inside[:-1]) == 0).astype(np.int64)
+    repeats[starts] = lengths
+    return "".join(pieces), np.repeat(offsets, repeats)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from classifier import ATTRIBUTES, load_default_model, normalize, normalize_text
+from classifier.normalize import CACHE_SIZE, MAX_EXPANSION
 
 
 def test_zero_width_characters_are_dropped_and_offsets_skip_them() -> None:
@@ -209,3 +212,89 @@ def test_obfuscation_does_not_hide_an_insult_from_the_default_model() -> None:
         assert abs(p - h) <= 0.15 or (p >= 0.5 and h >= 0.5), (plain, hidden, p, h)
         assert h >= 0.5, hidden
     assert scores[-1] < 0.2
+
+
+# -- bounded work: expansion and memory ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def every_code_point() -> tuple[str, np.ndarray]:
+    """Each code point once, in order, and how many characters each one folded to."""
+    text = "".join(map(chr, range(0x110000)))
+    normalized, offsets = normalize(text)
+    assert len(offsets) == len(normalized)
+    return text, np.bincount(offsets, minlength=len(text))
+
+
+def test_no_code_point_folds_to_more_than_max_expansion_characters(
+    every_code_point: tuple[str, np.ndarray],
+) -> None:
+    text, folded_lengths = every_code_point
+    assert folded_lengths.max() == MAX_EXPANSION
+    assert folded_lengths.sum() <= MAX_EXPANSION * len(text)
+    # The per-character pass is the same alone as in a text: spot-check the longest folds.
+    for code in np.flatnonzero(folded_lengths == MAX_EXPANSION)[::50]:
+        assert len(normalize_text(chr(code))) == MAX_EXPANSION, hex(code)
+
+
+def test_cut_folds_keep_their_first_characters_and_stay_fixed_points(
+    every_code_point: tuple[str, np.ndarray],
+) -> None:
+    assert normalize_text("\ufdfa") == "\u0635\u0644\u0649"  # the first word of 4 of 18
+    assert normalize_text("\u33d8") == "p.m"
+    assert normalize_text("\u3316") == "\u30ad\u30ed\u30e1"  # "kiromeetoru", squared
+    _, folded_lengths = every_code_point
+    for code in np.flatnonzero(folded_lengths == MAX_EXPANSION):
+        folded = normalize_text(chr(code))
+        assert normalize_text(folded) == folded, hex(code)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("wait\u2026 what", "wait... what"),
+        ("\u00bd cup, \u00be mile, \u215b inch", "1\u20442 cup, 3\u20444 mile, 1\u20448 inch"),
+        ("o\ufb03ce \ufb01le \ufb02ow", "office file flow"),
+        ("Stra\u00dfe\u2122 \u2166", "strassetm vii"),
+    ],
+)
+def test_the_multi_character_folds_of_ordinary_text_are_not_cut(text: str, expected: str) -> None:
+    normalized, offsets = normalize(text)
+    assert normalized == expected
+    assert len(offsets) == len(normalized)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufdfa" * 10_000,
+        "\u33d8" * 10_000,
+        "&#65018;" * 1_250,  # an entity for U+FDFA
+        "&fjlig;&nvlt;" * 700,  # entities of two code points
+        ("\u00bd\u2026\ufb03" * 3_334)[:10_000],
+    ],
+    ids=["U+FDFA", "U+33D8", "entity-FDFA", "entities-2-code-points", "3-char-folds"],
+)
+def test_hostile_text_normalises_to_at_most_max_expansion_times_its_length(text: str) -> None:
+    normalized, offsets = normalize(text)
+    assert len(normalized) <= MAX_EXPANSION * len(text)
+    assert len(offsets) == len(normalized)
+    assert normalize_text(text) == normalized
+
+
+def test_the_code_point_tables_stay_bounded_whatever_text_is_seen() -> None:
+    normalize_text("warm up: \u00e9\u2019")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        # Eight times as many code points as a table holds; unbounded, they kept ~30 MB.
+        for start in range(0, 8 * CACHE_SIZE, 4096):
+            normalize_text("".join(map(chr, range(start, start + 4096))))
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 8_000_000, f"normalisation kept {grown / 1e6:.1f} MB"
+    # Starting over forgets nothing that matters: folding is still right afterwards.
+    assert normalize_text("\uff29\uff24\uff29\uff2f\uff34 \u0456diot 1d10t") == "idiot idiot idiot"
