@@ -29,6 +29,7 @@ from service.core.settings import Settings, get_settings
 from service.models.holder import ModelHolder
 from service.models.scoring import ModelScorer
 from service.rules.language import load_detector
+from service.webhooks.outbound import webhook_client
 
 __all__ = ["RecentIds", "Resources", "app", "resources"]
 
@@ -92,11 +93,12 @@ class Resources:
 
     @property
     def http(self) -> httpx.Client:
-        """One pooled client for webhook deliveries (thread-safe; redirects not followed)."""
+        """One client for webhook deliveries (thread-safe; redirects not followed), trusting
+        `webhook_ca_file` when one is set."""
         if self._http is None:
             with self._lock:
                 if self._http is None:
-                    self._http = httpx.Client(follow_redirects=False)
+                    self._http = webhook_client(ca_file=self.settings.webhook_ca_file)
         return self._http
 
 

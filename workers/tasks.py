@@ -80,7 +80,11 @@ def sweep_pending() -> int:
 def deliver_webhook(delivery_id: str) -> None:
     res = resources()
     policy = RetryPolicy.from_settings(res.settings)
-    attempt_delivery(res.sessions, delivery_id, client=res.http, policy=policy)
+    result = attempt_delivery(res.sessions, delivery_id, client=res.http, policy=policy)
+    if result is not None and result.handed_to is not None:
+        # The slot this attempt freed goes to the site's next waiting delivery now, not at
+        # beat's next run; a lost message is found by retry_webhooks.
+        enqueue_webhooks(app, [result.handed_to])
 
 
 @app.task(name=RETRY_WEBHOOKS, acks_late=True)
@@ -88,7 +92,9 @@ def retry_webhooks() -> int:
     res = resources()
     policy = RetryPolicy.from_settings(res.settings)
     with session_scope(res.sessions) as session:
-        ids = due_deliveries(session, now=utcnow(), requeue_after=policy.lease)
+        ids = due_deliveries(
+            session, now=utcnow(), requeue_after=policy.lease, per_site=policy.site_concurrency
+        )
     return enqueue_webhooks(app, ids)
 
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from classifier.attributes import ATTRIBUTES
@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     # Webhooks never go to loopback, private, link-local or metadata addresses; CIDRs listed
     # here (JSON, e.g. ["10.0.0.0/8"]) are allowed, for receivers on a private network.
     webhook_allowed_networks: list[str] = Field(default_factory=list)
+    # At most this many of one site's deliveries are in flight at once, so a slow receiver
+    # holds a few of the webhook worker's threads, never all of them.
+    webhook_site_concurrency: int = Field(default=2, ge=1, le=64)
+    # PEM bundle of CAs that webhook receivers' certificates are checked against, for
+    # receivers with a private CA; None: the system's/certifi's.
+    webhook_ca_file: FilePath | None = None  # a missing file stops every process at start
 
     # "noop" swaps scoring for a task that approves without work: the framework's floor,
     # measured by bench/pipeline.py. Never set it in production.
@@ -90,11 +96,21 @@ class Settings(BaseSettings):
     # How long a moderator's claim on a held comment lasts before others may take it.
     claim_seconds: float = Field(default=300.0, gt=0, le=86_400)
 
-    # Signs the moderators' web session cookies (service/web). Empty: one is generated once and
-    # kept in var_dir/secret_key (mode 0600), so every process of one machine agrees; several
-    # machines behind one address must share an explicit value.
+    # Signs the moderators' web session cookies (service/web) and keys the site secrets
+    # encrypted at rest (service/core/secrets.py). Empty: one is generated once and kept in
+    # var_dir/secret_key (mode 0600), so every process of one machine agrees; several machines
+    # must share an explicit value.
     secret_key: str = Field(default="", repr=False)
+    # The secret also keys the site secrets encrypted at rest (service/core/secrets.py). After
+    # changing it, list the old ones here (JSON): what they sealed stays readable, and is sealed
+    # under the new key when next written. Cookies they signed are not accepted.
+    secret_key_previous: list[str] = Field(default_factory=list, repr=False)
     web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # A moderator's web session ends after this long without a request, whatever its age.
+    web_session_idle_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    # Proxies (addresses or CIDRs, JSON) whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed; from anyone else those headers are ignored. Empty: no proxy is trusted.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     # Quotas (service/http/quotas.py), shared by every API replica through Redis: a key may
     # send `key_burst` requests at once and `key_requests_per_second` sustained; an address
@@ -102,6 +118,9 @@ class Settings(BaseSettings):
     key_requests_per_second: float = Field(default=100.0, gt=0)
     key_burst: int = Field(default=500, ge=1)
     failed_auth_per_minute: int = Field(default=30, ge=1)
+    # Routes anyone may call without a key (readiness, the docs, the sign-in page, Perspective's
+    # discovery document): this many a minute per client address.
+    anonymous_requests_per_minute: int = Field(default=600, ge=1)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -121,7 +140,7 @@ class Settings(BaseSettings):
             raise ValueError("thresholds must be between 0 and 1")
         return {**DEFAULT_THRESHOLDS, **value}  # a partial setting changes only what it names
 
-    @field_validator("webhook_allowed_networks")
+    @field_validator("webhook_allowed_networks", "trusted_proxies")
     @classmethod
     def _networks_in_cidr_notation(cls, value: list[str]) -> list[str]:
         # A typo must stop the deployment at start, not silently allow nothing (or too much).

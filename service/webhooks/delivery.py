@@ -5,17 +5,20 @@ but before recording it) and should de-duplicate on `X-Moderation-Delivery`. Eac
 in two short transactions around the HTTP call (lease, then result), so no database
 transaction stays open while a slow receiver thinks.
 
-Every attempt resolves the URL's host again, refuses internal addresses (outbound.py) and
-connects to the very address it checked, so DNS cannot change between check and connect;
-the whole attempt ends within `timeout_seconds`, however slowly the receiver answers.
+Every attempt resolves the URL's host again, refuses internal addresses and connects to the
+very address it checked (outbound.py); the whole attempt ends within `timeout_seconds`,
+however slowly the receiver answers.
+
+Fairness: at most `site_concurrency` of one site's deliveries are in flight at once, counted
+in the lease itself, so a slow receiver holds a few of the workers' threads, never all of
+them. A due delivery of a site at its limit stays pending, unmarked, and is handed the slot
+of the site's next attempt to end (`AttemptResult.handed_to`); retry_webhooks finds any that
+nothing handed a slot to, at most `site_concurrency` per site a run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,30 +28,29 @@ from typing import Any
 import httpx
 import orjson
 import structlog
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from service.core.db import rowcount, session_scope
 from service.core.settings import Settings
 from service.core.tables import Site, WebhookAttempt, WebhookDelivery, utcnow
 from service.webhooks.config import WEBHOOK_REMOVED, DeliveryStatus, signed_headers
-from service.webhooks.outbound import Blocked, Unresolvable, check_host, parse_networks
+from service.webhooks.outbound import BLOCKED, post
 
 __all__ = [
     "BLOCKED",
     "AttemptResult",
     "DeliveryRecord",
+    "LeasedDelivery",
     "RetryPolicy",
     "attempt_delivery",
     "backoff_seconds",
     "due_deliveries",
+    "lease_delivery",
     "list_deliveries",
 ]
 
 log = structlog.get_logger(__name__)
-
-# The start of an attempt's error when the address policy refused its destination.
-BLOCKED = "blocked:"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class RetryPolicy:
     give_up_after: timedelta = timedelta(hours=24)
     # CIDRs a deployment lets webhooks reach although they are internal (outbound.py).
     allowed_networks: tuple[str, ...] = ()
+    # At most this many of one site's deliveries in flight at once, across every worker.
+    site_concurrency: int = 2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
@@ -68,6 +72,7 @@ class RetryPolicy:
             backoff_max_seconds=settings.webhook_backoff_max_seconds,
             give_up_after=timedelta(hours=settings.webhook_give_up_hours),
             allowed_networks=tuple(settings.webhook_allowed_networks),
+            site_concurrency=settings.webhook_site_concurrency,
         )
 
     @property
@@ -91,30 +96,54 @@ def backoff_seconds(
     return delay * (1 - jitter * rand())
 
 
+def _due_pending(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= now
+    )
+
+
+def _not_queued(now: datetime) -> ColumnElement[bool]:
+    # A pending row's `lease_until` marks it as queued until then: a message is on its way.
+    return or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until <= now)
+
+
 def due_deliveries(
-    session: Session, *, now: datetime, requeue_after: timedelta, limit: int = 500
+    session: Session,
+    *,
+    now: datetime,
+    requeue_after: timedelta,
+    limit: int = 500,
+    per_site: int | None = None,
 ) -> list[str]:
     """Ids of deliveries to enqueue: pending and due, or leased by a worker that died.
 
     Each is marked as queued until `requeue_after` (in `lease_until`, which a pending row
-    does not otherwise use), so a backlog is not enqueued again on every run.
+    does not otherwise use), so a backlog is not enqueued again on every run. At most
+    `per_site` of one site's, oldest first: a site at its concurrency limit would refuse
+    the rest, and a stuck receiver's backlog must not cost a refused task each per run.
     """
     due = or_(
-        and_(
-            WebhookDelivery.status == DeliveryStatus.PENDING,
-            WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until <= now),
-        ),
+        and_(_due_pending(now), _not_queued(now)),
         and_(WebhookDelivery.status == DeliveryStatus.SENDING, WebhookDelivery.lease_until <= now),
     )
-    ids = list(
-        session.scalars(
-            select(WebhookDelivery.id)
-            .where(due)
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(limit)
+    ranked = (
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.next_attempt_at,
+            func.row_number()
+            .over(
+                partition_by=WebhookDelivery.site_id,
+                order_by=(WebhookDelivery.next_attempt_at, WebhookDelivery.id),
+            )
+            .label("place"),
         )
+        .where(due)
+        .subquery()
     )
+    query = select(ranked.c.id).order_by(ranked.c.next_attempt_at).limit(limit)
+    if per_site is not None:
+        query = query.where(ranked.c.place <= per_site)
+    ids = list(session.scalars(query))
     if ids:
         # The same condition again: a row a worker leased meanwhile keeps its lease.
         session.execute(
@@ -127,8 +156,11 @@ def due_deliveries(
 
 
 @dataclass(frozen=True)
-class _Outbound:
+class LeasedDelivery:
+    """A delivery as one attempt sends it: the site's current URL and secret."""
+
     delivery_id: str
+    site_id: int
     number: int
     event: str
     url: str | None
@@ -144,26 +176,65 @@ class AttemptResult:
     status: str  # the delivery's status afterwards
     status_code: int | None
     error: str | None
+    # The site's next delivery that waited for a slot, given this attempt's: the caller
+    # enqueues it (marked as queued already).
+    handed_to: str | None = None
 
 
-def _lease(
-    session: Session, delivery_id: str, *, now: datetime, lease: timedelta
-) -> _Outbound | None:
-    """Take the delivery for one attempt, or None if it is not due or another worker has it."""
+def _lock_site(session: Session, site_id: int | ColumnElement[int]) -> None:
+    """On PostgreSQL, hold the site's row until commit: its leases are taken one at a time.
+
+    Under READ COMMITTED two leases counting at once would both see a free slot; the second
+    waits here, and its next statement sees the first's lease. FOR NO KEY UPDATE, so inserts
+    that reference the site (comments, deliveries) do not wait. SQLite needs none of this:
+    its one writer runs the lease's count and write as one statement.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Site.id).where(Site.id == site_id).with_for_update(key_share=True))
+
+
+def _site_has_room(now: datetime, site_limit: int) -> ColumnElement[bool]:
+    """Whether the updated row's site has fewer than `site_limit` live leases (an expired
+    lease is a worker that died: its slot is free)."""
+    other = aliased(WebhookDelivery)
+    live = (
+        select(func.count())
+        .select_from(other)
+        .where(
+            # `+ 0` keeps the planner off the (site, created) index, which would read the
+            # site's whole history (SQLite has no statistics to know better): the few rows
+            # in flight are found through the (status, next_attempt_at) index instead.
+            other.site_id + 0 == WebhookDelivery.site_id,
+            other.status == DeliveryStatus.SENDING,
+            other.lease_until > now,
+        )
+        .scalar_subquery()
+    )
+    return live < site_limit
+
+
+def lease_delivery(
+    session: Session, delivery_id: str, *, now: datetime, lease: timedelta, site_limit: int
+) -> LeasedDelivery | None:
+    """Take the delivery for one attempt, or None: it is not due, another worker has it, or
+    its site already has `site_limit` attempts in flight.
+
+    In the last case it stays pending, due and no longer marked as queued, so the next of its
+    site's attempts to end hands it the slot; no attempt is counted.
+    """
+    _lock_site(
+        session,
+        select(WebhookDelivery.site_id).where(WebhookDelivery.id == delivery_id).scalar_subquery(),
+    )
+    expired = and_(
+        WebhookDelivery.status == DeliveryStatus.SENDING, WebhookDelivery.lease_until <= now
+    )
     taken = session.execute(
         update(WebhookDelivery)
         .where(
             WebhookDelivery.id == delivery_id,
-            or_(
-                and_(
-                    WebhookDelivery.status == DeliveryStatus.PENDING,
-                    WebhookDelivery.next_attempt_at <= now,
-                ),
-                and_(
-                    WebhookDelivery.status == DeliveryStatus.SENDING,
-                    WebhookDelivery.lease_until <= now,
-                ),
-            ),
+            or_(_due_pending(now), expired),
+            _site_has_room(now, site_limit),
         )
         .values(
             status=DeliveryStatus.SENDING,
@@ -173,7 +244,19 @@ def _lease(
         .execution_options(synchronize_session=False)
     )
     if rowcount(taken) != 1:
+        waiting = session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, _due_pending(now))
+            .values(lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(waiting) == 1:
+            log.debug("webhook_site_at_limit", delivery_id=delivery_id, limit=site_limit)
         return None
+    return _leased(session, delivery_id)
+
+
+def _leased(session: Session, delivery_id: str) -> LeasedDelivery:
     row = session.execute(
         select(WebhookDelivery, Site.webhook_url, Site.webhook_secret)
         .join(Site, Site.id == WebhookDelivery.site_id)
@@ -184,8 +267,9 @@ def _lease(
     # The site's current URL and secret: a fixed URL or a rotated secret applies to retries.
     if url is not None:
         delivery.url = url
-    return _Outbound(
+    return LeasedDelivery(
         delivery.id,
+        delivery.site_id,
         delivery.attempts,
         delivery.event,
         url,
@@ -195,118 +279,53 @@ def _lease(
     )
 
 
-class _Deadline:
-    """Shuts the attempt's socket when its time is up.
-
-    httpx's timeouts bound each phase (connect, each write, each read), not the whole call:
-    a receiver sending one byte a second would hold a worker for as long as it liked.
-    httpcore's trace hook hands over each stream it opens, and shutting the socket from a
-    timer ends whatever read or write is waiting on it.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-        self._at = time.monotonic() + seconds
-        self._streams: list[Any] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Deadline:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-
-    def remaining(self) -> float:
-        return self._at - time.monotonic()
-
-    def trace(self, name: str, info: dict[str, Any]) -> None:
-        if name.endswith(("connect_tcp.complete", "start_tls.complete")):
-            with self._lock:
-                self._streams.append(info["return_value"])
-                if self.expired:
-                    _shut(info["return_value"])
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for stream in self._streams:
-                _shut(stream)
-
-
-def _shut(stream: Any) -> None:
-    sock = stream.get_extra_info("socket")
-    # Already closed, or detached when TLS wrapped it: nothing left to wake.
-    with contextlib.suppress(OSError, TypeError):
-        # The plain socket's shutdown, also for a TLS one: it only needs to wake the reader.
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-def _pinned_request(
-    client: httpx.Client,
-    url: str,
-    *,
-    body: bytes,
-    headers: dict[str, str],
-    policy: RetryPolicy,
-    deadline: _Deadline,
-) -> httpx.Request:
-    """The POST, addressed to the IP just checked, with the URL's Host header and TLS name.
-
-    Raises Blocked or Unresolvable. `Connection: close`: a pooled connection is keyed by the
-    IP, and must not carry another host's request over a TLS session verified for this one.
-    """
-    target = httpx.URL(url)
-    host = target.raw_host.decode("ascii")
-    port = target.port or (443 if target.scheme == "https" else 80)
-    address = check_host(host, port, allowed=parse_networks(policy.allowed_networks))
-    extensions: dict[str, Any] = {"trace": deadline.trace}
-    if target.scheme == "https":
-        extensions["sni_hostname"] = host
-    headers = {**headers, "Host": target.netloc.decode("ascii"), "Connection": "close"}
-    return client.build_request(
-        "POST",
-        target.copy_with(host=str(address)),
-        content=body,
-        headers=headers,
-        timeout=max(deadline.remaining(), 0.001),
-        extensions=extensions,
+def _hand_over(
+    session: Session, site_id: int, *, now: datetime, requeue_after: timedelta
+) -> str | None:
+    """The site's oldest due delivery no message is on its way to, marked as queued."""
+    waiting = and_(WebhookDelivery.site_id == site_id, _due_pending(now), _not_queued(now))
+    next_id = session.scalar(
+        select(WebhookDelivery.id)
+        .where(waiting)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(1)
     )
+    if next_id is None:
+        return None
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == next_id, waiting)
+        .values(lease_until=now + requeue_after)
+        .execution_options(synchronize_session=False)
+    )
+    return next_id
 
 
-def _post(client: httpx.Client, out: _Outbound, *, now: datetime, policy: RetryPolicy) -> int | str:
+def _send(
+    client: httpx.Client, out: LeasedDelivery, *, now: datetime, policy: RetryPolicy
+) -> int | str:
     """The receiver's status code, or a description of why there was none."""
     assert out.url is not None and out.secret is not None
     body = orjson.dumps(out.payload)
-    timestamp = int(now.timestamp())
     headers = signed_headers(
-        out.secret, body, event=out.event, delivery_id=out.delivery_id, timestamp=timestamp
+        out.secret,
+        body,
+        event=out.event,
+        delivery_id=out.delivery_id,
+        timestamp=int(now.timestamp()),
     )
-    with _Deadline(policy.timeout_seconds) as deadline:
-        try:
-            request = _pinned_request(
-                client, out.url, body=body, headers=headers, policy=policy, deadline=deadline
-            )
-            # Streamed and closed unread: only the status matters, whatever the body's size.
-            response = client.send(request, stream=True, follow_redirects=False)
-            response.close()
-        except Blocked as exc:
-            # Never the address itself: the site's admins must not map the network with it.
-            return f"{BLOCKED} the URL resolves to {exc.reason}"
-        except Unresolvable:
-            return "ConnectError: the URL's host does not resolve"
-        except Exception as exc:  # whatever stopped the POST is this attempt's outcome: retried
-            if deadline.expired:
-                return f"Timeout: no complete answer within {deadline.seconds:g} s"
-            return f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
-    return response.status_code
+    return post(
+        client,
+        out.url,
+        body=body,
+        headers=headers,
+        timeout_seconds=policy.timeout_seconds,
+        allowed_networks=policy.allowed_networks,
+    )
 
 
 def _next_state(
-    out: _Outbound, code: int | None, error: str | None, *, now: datetime, policy: RetryPolicy
+    out: LeasedDelivery, code: int | None, error: str | None, *, now: datetime, policy: RetryPolicy
 ) -> dict[str, Any]:
     """The delivery's columns after this attempt: delivered, failed for good, or retried later."""
     values: dict[str, Any] = {"lease_until": None, "last_status_code": code, "last_error": error}
@@ -332,7 +351,7 @@ def _next_state(
 
 def _finish(
     session: Session,
-    out: _Outbound,
+    out: LeasedDelivery,
     outcome: int | str,
     *,
     started: datetime,
@@ -342,6 +361,10 @@ def _finish(
 ) -> AttemptResult:
     code = outcome if isinstance(outcome, int) else None
     error = outcome if isinstance(outcome, str) else None
+    # Serialised with the site's leases (SQLite's one writer does that by itself): a lease
+    # refused a moment ago, for want of the slot this attempt frees, is seen here unmarked and
+    # handed that slot, not left for beat's next run.
+    _lock_site(session, out.site_id)
     session.add(
         WebhookAttempt(
             delivery_id=out.delivery_id,
@@ -365,7 +388,11 @@ def _finish(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    status = values["status"] if rowcount(moved) == 1 else DeliveryStatus.SENDING
+    ours = rowcount(moved) == 1
+    status = values["status"] if ours else DeliveryStatus.SENDING
+    handed_to = None
+    if ours:
+        handed_to = _hand_over(session, out.site_id, now=now, requeue_after=policy.lease)
     if status != DeliveryStatus.DELIVERED:
         log.info(
             "webhook_attempt_failed",
@@ -375,7 +402,9 @@ def _finish(
             error=error,
             status=status,
         )
-    return AttemptResult(out.delivery_id, out.number, status, code, values["last_error"])
+    return AttemptResult(
+        out.delivery_id, out.number, status, code, values["last_error"], handed_to=handed_to
+    )
 
 
 def attempt_delivery(
@@ -386,13 +415,20 @@ def attempt_delivery(
     policy: RetryPolicy,
     clock: Callable[[], datetime] = utcnow,
 ) -> AttemptResult | None:
-    """One attempt at a due delivery; None if it was not due or another worker holds it.
+    """One attempt at a due delivery; None if it was not due, another worker holds it, or
+    its site has `policy.site_concurrency` attempts in flight (it waits for a slot).
 
     Takes a session factory, not a session: the lease commits before the POST and the result
     after it, so the database is never held while the receiver answers.
     """
     with session_scope(sessions) as session:
-        out = _lease(session, delivery_id, now=clock(), lease=policy.lease)
+        out = lease_delivery(
+            session,
+            delivery_id,
+            now=clock(),
+            lease=policy.lease,
+            site_limit=policy.site_concurrency,
+        )
     if out is None:
         return None
     started = clock()
@@ -401,7 +437,7 @@ def attempt_delivery(
         duration_ms = 0.0
     else:
         t0 = time.perf_counter()
-        outcome = _post(client, out, now=started, policy=policy)
+        outcome = _send(client, out, now=started, policy=policy)
         duration_ms = (time.perf_counter() - t0) * 1000
     with session_scope(sessions) as session:
         return _finish(
