@@ -131,7 +131,7 @@ def _routes(stack: Stack) -> dict[str, Request]:
 async def _run(stack: Stack, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
-        admin = {"Authorization": f"Bearer {stack.keys['news-admin']}"}
+        admin = {"Authorization": f"Bearer {stack.keys['news-site_admin']}"}
         await client.put("/v1/sites/news/coral", json={"signing_secret": SECRET}, headers=admin)
         for name, request in _routes(stack).items():
             await open_loop(client, request, texts, rate=args.rate, seconds=2)  # warm up

@@ -231,7 +231,7 @@ def retrain_locally(sim: Simulation, round_no: int) -> tuple[str, float]:
 def retrain_via_api(sim: Simulation, round_no: int) -> tuple[str, float]:
     """POST /v1/models/retrain, wait for the job, promote its candidate if the job did not."""
     started = time.perf_counter()
-    with sim.stack.client("news-admin") as admin:
+    with sim.stack.client("news-operator") as admin:
         job = admin.post("/v1/models/retrain", json={"site": "news"})
         job.raise_for_status()
         location = job.headers["Location"]

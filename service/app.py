@@ -1,4 +1,4 @@
-"""The FastAPI application: lifespan resources, middleware, error handlers, routers."""
+"""The FastAPI application: lifespan resources, middleware, error handlers, routers, /docs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from fastapi.responses import ORJSONResponse
 
 from service import web
 from service.api import admin, comments, health, models, moderation, score, shadow, webhooks
+from service.api.docs import install_docs
 from service.api.schemas import ErrorOut
 from service.compat import coral, openai_moderation, perspective
 from service.compat.errors import too_large_body
@@ -82,6 +83,7 @@ async def _open_state(settings: Settings) -> AppState:
                 per_second=settings.key_requests_per_second,
                 burst=settings.key_burst,
                 failures_per_minute=settings.failed_auth_per_minute,
+                anonymous_per_minute=settings.anonymous_requests_per_minute,
             ),
         ),
     )
@@ -111,6 +113,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=ORJSONResponse,
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN; /docs is served from the
+        # package instead (service/api/docs.py), and ReDoc, which no package ships, is dropped.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, error_body=too_large_body)
     install_error_handlers(app)
@@ -126,4 +132,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(perspective.router)
     app.include_router(coral.router)
     app.include_router(openai_moderation.router)
+    install_docs(app)
     return app

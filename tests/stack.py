@@ -42,6 +42,7 @@ NO_QUOTA = {
     "MODERATION_KEY_BURST": "1000000",
     "MODERATION_KEY_REQUESTS_PER_SECOND": "100000",
     "MODERATION_FAILED_AUTH_PER_MINUTE": "1000000",
+    "MODERATION_ANONYMOUS_REQUESTS_PER_MINUTE": "1000000",
 }
 
 
@@ -90,7 +91,8 @@ class Stack:
             for site, role in (
                 ("news", "submitter"),
                 ("news", "moderator"),
-                ("news", "admin"),
+                ("news", "site_admin"),
+                ("news", "operator"),
                 ("other", "submitter"),
             ):
                 self.keys[f"{site}-{role}"] = create_key(session, site_name=site, role=role)[1]

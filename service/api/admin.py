@@ -1,4 +1,7 @@
-"""Routes for admins: sites, their policy, and API keys (create, list, revoke, rotate)."""
+"""Routes for admins: sites, their policy and quota, and API keys (create, list, revoke, rotate).
+
+A site admin key manages its own site; an operator key every site, and alone creates sites,
+sets quotas and issues operator keys (see docs/security.md for the whole matrix)."""
 
 from __future__ import annotations
 
@@ -7,26 +10,45 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from service.api.schemas import KeyIn, PolicyIn, SiteIn
-from service.http.deps import AdminKey, State
+from service.api.schemas import KeyIn, PolicyIn, QuotaIn, SiteIn
+from service.core.tables import Role
+from service.http.deps import AdminKey, OperatorKey, State, require_site
 from service.http.units import in_session
-from service.sites.keys import create_key, key_view, list_keys, revoke_key, rotate_key
-from service.sites.sites import create_site, get_site, list_sites, set_policy, site_view
+from service.sites.keys import (
+    check_grant,
+    create_key,
+    key_view,
+    list_keys,
+    managed_key,
+    revoke_key,
+    rotate_key,
+)
+from service.sites.sites import (
+    create_site,
+    get_site,
+    list_sites,
+    set_policy,
+    set_quota,
+    site_view,
+)
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["sites and keys"])
 # A response that carries a key must not be kept by a cache or a browser on the way.
 NO_STORE = "no-store"
 
 
-@router.get("/sites", summary="All sites")
+@router.get("/sites", summary="All sites (a site admin key: its own)")
 async def get_sites(caller: AdminKey, state: State) -> dict[str, Any]:
-    return {"sites": await in_session(state, list_sites)}
+    if caller.role == Role.OPERATOR:
+        return {"sites": await in_session(state, list_sites)}
+    own = await in_session(state, lambda session: site_view(get_site(session, caller.site_name)))
+    return {"sites": [own]}
 
 
-@router.post("/sites", status_code=201, summary="Create a site")
-async def post_site(payload: SiteIn, caller: AdminKey, state: State) -> dict[str, Any]:
+@router.post("/sites", status_code=201, summary="Create a site (operator keys)")
+async def post_site(payload: SiteIn, caller: OperatorKey, state: State) -> dict[str, Any]:
     return await in_session(
         state, lambda session: create_site(session, payload.name, actor=caller.actor)
     )
@@ -34,6 +56,7 @@ async def post_site(payload: SiteIn, caller: AdminKey, state: State) -> dict[str
 
 @router.get("/sites/{site}", summary="One site with its policy")
 async def get_one_site(site: str, caller: AdminKey, state: State) -> dict[str, Any]:
+    require_site(caller, site)
     return await in_session(state, lambda session: site_view(get_site(session, site)))
 
 
@@ -41,16 +64,39 @@ async def get_one_site(site: str, caller: AdminKey, state: State) -> dict[str, A
 async def put_policy(
     site: str, payload: PolicyIn, caller: AdminKey, state: State
 ) -> dict[str, Any]:
+    require_site(caller, site)
     policy = payload.model_dump()
     return await in_session(
         state, lambda session: set_policy(session, site, policy, actor=caller.actor)
     )
 
 
+@router.put("/sites/{site}/quota", summary="Set a site's key quota (operator keys)")
+async def put_quota(
+    site: str, payload: QuotaIn, caller: OperatorKey, state: State
+) -> dict[str, Any]:
+    def write(session: Session) -> dict[str, Any]:
+        return set_quota(
+            session,
+            site,
+            per_second=payload.requests_per_second,
+            burst=payload.burst,
+            actor=caller.actor,
+        )
+
+    return await in_session(state, write)
+
+
 @router.get("/keys", summary="API keys (never the keys themselves)")
 async def get_keys(caller: AdminKey, state: State, site: str | None = None) -> dict[str, Any]:
+    if caller.role != Role.OPERATOR:
+        require_site(caller, site or caller.site_name)
+        site = caller.site_name
+
+    operators = caller.role == Role.OPERATOR
+
     def read(session: Session) -> list[dict[str, Any]]:
-        return list_keys(session, get_site(session, site).id if site else None)
+        return list_keys(session, get_site(session, site).id if site else None, operators=operators)
 
     return {"keys": await in_session(state, read)}
 
@@ -60,6 +106,9 @@ async def post_key(
     payload: KeyIn, caller: AdminKey, state: State, response: Response
 ) -> dict[str, Any]:
     response.headers["Cache-Control"] = NO_STORE
+    check_grant(
+        by_role=caller.role, by_site=caller.site_name, site_name=payload.site, role=payload.role
+    )
 
     def write(session: Session) -> dict[str, Any]:
         get_site(session, payload.site)  # keys are for existing sites: a typo must not make one
@@ -73,7 +122,11 @@ async def post_key(
 
 @router.delete("/keys/{prefix}", summary="Revoke a key at once")
 async def delete_key(prefix: str, caller: AdminKey, state: State) -> dict[str, Any]:
-    return await in_session(state, lambda session: key_view(revoke_key(session, prefix[:10])))
+    def write(session: Session) -> dict[str, Any]:
+        managed_key(session, prefix[:10], by_role=caller.role, by_site_id=caller.site_id)
+        return key_view(revoke_key(session, prefix[:10]))
+
+    return await in_session(state, write)
 
 
 @router.post("/keys/{prefix}/rotate", status_code=201, summary="Replace a key with a new one")
@@ -89,6 +142,7 @@ async def post_rotate(
     response.headers["Cache-Control"] = NO_STORE
 
     def write(session: Session) -> dict[str, Any]:
+        managed_key(session, prefix[:10], by_role=caller.role, by_site_id=caller.site_id)
         key, plain = rotate_key(session, prefix[:10], grace_seconds=grace_seconds)
         return {**key_view(key), "key": plain}
 

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import ORJSONResponse
 from sqlalchemy import text
 
-from service.http.deps import State
+from service.http.deps import Anonymous, State
 
 __all__ = ["router"]
 
@@ -21,7 +21,8 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database, Redis and model are usable")
+# Not /healthz: it costs less than the Redis call a quota would. /readyz reaches the database.
+@router.get("/readyz", summary="Database, Redis and model are usable", dependencies=[Anonymous])
 async def readyz(state: State) -> ORJSONResponse:
     checks: dict[str, Any] = {}
 

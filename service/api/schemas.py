@@ -27,6 +27,7 @@ __all__ = [
     "KeyIn",
     "PolicyIn",
     "QueueOut",
+    "QuotaIn",
     "ReasonIn",
     "RetireIn",
     "RetrainIn",
@@ -172,8 +173,17 @@ class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     site: str = Field(min_length=1, max_length=100)
-    role: Literal["submitter", "moderator", "admin"]
+    role: Literal["submitter", "moderator", "site_admin", "operator"]
     name: str = Field(default="", max_length=100)
+
+
+class QuotaIn(BaseModel):
+    """A site's key quota; a field left out (or null) goes back to the deployment's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_second: float | None = Field(default=None, gt=0, le=1_000_000)
+    burst: int | None = Field(default=None, ge=1, le=10_000_000)
 
 
 class PolicyIn(BaseModel):

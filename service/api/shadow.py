@@ -29,15 +29,15 @@ async def get_shadow_report(
     state: State,
     site: Annotated[
         str | None,
-        Query(description="Admin keys: one site's comments (default: every site's)."),
+        Query(description="Operator keys: one site's comments (default: every site's)."),
     ] = None,
 ) -> dict[str, Any]:
-    """A moderator key sees its own site's comments; an admin key every site's, or `?site=`."""
-    if caller.role != Role.ADMIN and site not in (None, caller.site_name):
-        raise Forbidden("only an admin key may read another site", field="site")
+    """A moderator key sees its own site's comments; an operator key every site's, or `?site=`."""
+    if caller.role != Role.OPERATOR and site not in (None, caller.site_name):
+        raise Forbidden("only an operator key may read another site", field="site")
 
     def read(session: Session) -> dict[str, Any]:
-        if caller.role != Role.ADMIN:
+        if caller.role != Role.OPERATOR:
             site_id, site_name = caller.site_id, caller.site_name
         elif site is not None:
             site_id, site_name = get_site(session, site).id, site

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from service.api.schemas import DeliveriesOut, WebhookIn, WebhookOut
-from service.http.deps import AdminKey, ModeratorKey, SiteId, State
+from service.http.deps import AdminKey, ModeratorKey, SiteId, State, require_site
 from service.http.units import in_session
 from service.webhooks.config import (
     WebhookConfig,
@@ -74,11 +74,18 @@ def _service_origins(request: Request, state: State) -> list[tuple[str, int]]:
 @router.put(
     "/sites/{site}/webhook",
     response_model=WebhookOut,
-    summary="Set a site's webhook URL and signing secret (admin)",
+    summary="Set a site's webhook URL and signing secret (site admin)",
 )
 async def put_webhook(
-    site: SiteName, payload: WebhookIn, caller: AdminKey, state: State, request: Request
+    site: SiteName,
+    payload: WebhookIn,
+    caller: AdminKey,
+    state: State,
+    request: Request,
+    response: Response,
 ) -> dict[str, Any]:
+    require_site(caller, site)
+    response.headers["Cache-Control"] = "no-store"  # the answer carries the signing secret
     origins = _service_origins(request, state)
 
     def write(session: Session) -> dict[str, Any]:
@@ -100,9 +107,11 @@ async def put_webhook(
 @router.get(
     "/sites/{site}/webhook",
     response_model=WebhookOut,
-    summary="A site's webhook URL and whether a secret is set (admin)",
+    summary="A site's webhook URL and whether a secret is set (site admin)",
 )
 async def read_webhook(site: SiteName, caller: AdminKey, state: State) -> dict[str, Any]:
+    require_site(caller, site)
+
     def read(session: Session) -> dict[str, Any]:
         return _config_view(get_webhook(session, site))
 
@@ -110,9 +119,11 @@ async def read_webhook(site: SiteName, caller: AdminKey, state: State) -> dict[s
 
 
 @router.delete(
-    "/sites/{site}/webhook", status_code=204, summary="Stop sending a site's events (admin)"
+    "/sites/{site}/webhook", status_code=204, summary="Stop sending a site's events (site admin)"
 )
 async def delete_webhook(site: SiteName, caller: AdminKey, state: State) -> Response:
+    require_site(caller, site)
+
     def write(session: Session) -> None:
         remove_webhook(session, site, actor=caller.actor)
 

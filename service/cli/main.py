@@ -68,7 +68,9 @@ def worker(queue: str = "scoring") -> None:
 @keys_app.command("create")
 def keys_create(
     site: Annotated[str, typer.Option(help="Site name; created if new.")],
-    role: Annotated[str, typer.Option(help="submitter | moderator | admin")],
+    role: Annotated[
+        str, typer.Option(help="submitter | moderator | site_admin (one site) | operator (all)")
+    ],
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
 ) -> None:
     """Create a key and print it once; only its hash is stored."""

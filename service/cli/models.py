@@ -125,7 +125,7 @@ def _follow(sessions: sessionmaker[Session], job_id: str) -> dict[str, Any]:
         outcome = (
             "promoted: it is the active model now"
             if job["promoted"]
-            else ("waiting for an admin: " + "; ".join(job["result"].get("reasons", [])))
+            else ("waiting for an operator: " + "; ".join(job["result"].get("reasons", [])))
         )
         typer.echo(f"candidate {job['candidate_version']} {outcome}")
     return job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from service.core.settings import Settings
 from service.core.tables import Role
 from service.sites.keys import authenticate, create_key
 
-__all__ = ["demo_keys", "run_all", "worker_command"]
+__all__ = ["api_command", "demo_keys", "proxy_options", "run_all", "worker_command"]
 
 console = Console()
 DEMO_SITE = "demo"
@@ -51,11 +52,25 @@ def beat_command(settings: Settings) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "-s", str(schedule)]
 
 
+def proxy_options(settings: Settings) -> list[str]:
+    """uvicorn's flags for believing X-Forwarded-For/-Proto from the trusted proxies only."""
+    if not settings.trusted_proxies:
+        # uvicorn's own default believes 127.0.0.1 (and $FORWARDED_ALLOW_IPS): trust nobody.
+        return ["--no-proxy-headers"]
+    # uvicorn parses networks strictly and quietly treats "10.0.0.1/8" as a name that never
+    # matches; the settings accept it, so hand uvicorn the network it means.
+    networks = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
+    allowed = [
+        str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n) for n in networks
+    ]
+    return ["--proxy-headers", "--forwarded-allow-ips", ",".join(allowed)]
+
+
 def api_command(settings: Settings) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app",
         "--host", settings.api_host, "--port", str(settings.api_port),
-        "--no-access-log",
+        "--no-access-log", *proxy_options(settings),
     ]  # fmt: skip
 
 

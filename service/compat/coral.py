@@ -22,7 +22,7 @@ from service.compat.coral_format import (
 from service.compat.sites import judge_for_site
 from service.core.errors import AuthError
 from service.core.tables import Role
-from service.http.deps import AdminKey, State, caller_of
+from service.http.deps import AdminKey, State, caller_of, require_site
 from service.http.units import in_session
 from service.sites.coral import (
     MAX_SIGNING_SECRET_LENGTH,
@@ -85,11 +85,11 @@ async def external_moderation(
     request: Request,
     state: State,
     key: Annotated[
-        str | None, Query(max_length=200, description="A submitter or admin key of the site.")
+        str | None, Query(max_length=200, description="A submitter or site admin key of the site.")
     ] = None,
 ) -> Response:
     address = request.client.host if request.client else None
-    roles = (Role.SUBMITTER, Role.ADMIN)
+    roles = (Role.SUBMITTER, *Role.ADMINS)
     caller = await caller_of(state, key, roles=roles, address=address, field="key")
     secret = await in_session(state, lambda session: coral_signing_secret(session, caller.site_id))
     raw = await request.body()  # the signature is over these bytes, before any parsing
@@ -116,11 +116,13 @@ async def external_moderation(
 @router.put(
     "/v1/sites/{site}/coral",
     response_model=CoralSecretOut,
-    summary="Set the secret Coral signs the site's external moderation calls with (admin)",
+    summary="Set the secret Coral signs the site's external moderation calls with (site admin)",
 )
 async def put_coral_secret(
     site: SiteName, payload: CoralSecretIn, caller: AdminKey, state: State
 ) -> dict[str, Any]:
+    require_site(caller, site)
+
     def write(session: Session) -> str:
         return set_coral_signing_secret(
             session, site, secret=payload.signing_secret, actor=caller.actor
@@ -133,9 +135,10 @@ async def put_coral_secret(
 @router.get(
     "/v1/sites/{site}/coral",
     response_model=CoralSecretOut,
-    summary="Whether the site has a Coral signing secret (admin)",
+    summary="Whether the site has a Coral signing secret (site admin)",
 )
 async def read_coral_secret(site: SiteName, caller: AdminKey, state: State) -> dict[str, Any]:
+    require_site(caller, site)
     is_set = await in_session(state, lambda session: coral_signing_secret_set(session, site))
     return {"site": site, "signing_secret_set": is_set}
 
@@ -144,9 +147,11 @@ async def read_coral_secret(site: SiteName, caller: AdminKey, state: State) -> d
     "/v1/sites/{site}/coral",
     status_code=204,
     response_class=Response,
-    summary="Forget the site's Coral signing secret: its calls are refused (admin)",
+    summary="Forget the site's Coral signing secret: its calls are refused (site admin)",
 )
 async def delete_coral_secret(site: SiteName, caller: AdminKey, state: State) -> Response:
+    require_site(caller, site)
+
     def write(session: Session) -> None:
         remove_coral_signing_secret(session, site, actor=caller.actor)
 

@@ -33,7 +33,7 @@ from service.compat.perspective_format import (
     suggested_labels,
 )
 from service.core.tables import Role
-from service.http.deps import Caller, State, caller_of
+from service.http.deps import Anonymous, Caller, State, caller_of
 from service.http.state import AppState
 from service.http.units import in_session
 from service.models.labels import suggest_label
@@ -173,7 +173,11 @@ async def batch(request: Request, state: State) -> Response:
     return Response(content, media_type=content_type)
 
 
-@router.get("/$discovery/rest", summary="Perspective's discovery document, pointing here")
+@router.get(
+    "/$discovery/rest",
+    summary="Perspective's discovery document, pointing here",
+    dependencies=[Anonymous],
+)
 async def discovery(request: Request, state: State, version: str = "v1alpha1") -> dict[str, Any]:
     """Public, the same for every caller: clients fetch it with their key, which it ignores."""
     if version != "v1alpha1":

@@ -44,13 +44,22 @@ def make_engine(url: str) -> Engine:
         # pool wake the moment it is free, where SQLite's own busy handler sleeps up to 100 ms
         # between tries (p99 of the pipeline benchmark: see docs/operations.md).
         engine = create_engine(
-            url, connect_args={"timeout": 10}, pool_size=1, max_overflow=0, pool_timeout=30
+            url,
+            connect_args={"timeout": 10},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=30,
+            hide_parameters=True,
         )
         event.listen(engine, "connect", _tune_sqlite)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # hide_parameters: a failed statement's error (logged) must not carry a secret or a
+    # reader's text that was bound to it.
+    return create_engine(
+        parsed, pool_size=20, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def rowcount(result: Result[Any]) -> int:

@@ -25,6 +25,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from service.core.secrets import at_rest_keyring, sealed_length
+
 __all__ = [
     "ApiKey",
     "AuditEntry",
@@ -100,10 +102,15 @@ class ReviewAction:
 
 
 class Role:
+    """What a key may do. A site admin runs its own site (keys, policy, webhook, integrations);
+    an operator runs the deployment (sites, shared models, quotas) and may act on every site."""
+
     SUBMITTER = "submitter"
     MODERATOR = "moderator"
-    ADMIN = "admin"
-    ALL = ("submitter", "moderator", "admin")
+    SITE_ADMIN = "site_admin"
+    OPERATOR = "operator"
+    ALL = ("submitter", "moderator", "site_admin", "operator")
+    ADMINS = ("site_admin", "operator")
 
 
 def utcnow() -> datetime:
@@ -134,6 +141,32 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
+class EncryptedString(TypeDecorator[str]):
+    """Text that Python sees plain and the database holds sealed (service/core/secrets.py).
+
+    Sealing is randomised, so the column cannot be compared or searched in SQL; only `IS NULL`
+    means anything there. The column is sized for `max_chars` characters once sealed.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, max_chars: int) -> None:
+        super().__init__(sealed_length(max_chars))
+        self.max_chars = max_chars
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        # The plain column refused longer values (on PostgreSQL); the wider sealed one would not.
+        if len(value) > self.max_chars:
+            raise ValueError(f"a secret longer than {self.max_chars} characters")
+        return at_rest_keyring().seal(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else at_rest_keyring().open(value)
+
+
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -155,9 +188,17 @@ class Site(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Where decisions and reviews are sent, signed with the secret (see service/webhooks/config.py).
     webhook_url: Mapped[str | None] = mapped_column(String(2000), default=None)
-    webhook_secret: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The secrets load (and decrypt) only where they are used: not with every key look-up.
+    webhook_secret: Mapped[str | None] = mapped_column(
+        EncryptedString(200), default=None, deferred=True
+    )
     # What Coral signs its external moderation calls with (see service/compat/coral.py).
-    coral_signing_secret: Mapped[str | None] = mapped_column(String(200), default=None)
+    coral_signing_secret: Mapped[str | None] = mapped_column(
+        EncryptedString(200), default=None, deferred=True
+    )
+    # This site's keys' quota, set by an operator; None: the deployment's default.
+    key_requests_per_second: Mapped[float | None] = mapped_column(Float, default=None)
+    key_burst: Mapped[int | None] = mapped_column(default=None)
 
 
 class ApiKey(Base):

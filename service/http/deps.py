@@ -18,14 +18,18 @@ from service.sites.sites import get_site
 
 __all__ = [
     "AdminKey",
+    "Anonymous",
     "AnyKey",
     "Caller",
     "ModeratorKey",
+    "OperatorKey",
     "SiteId",
     "State",
     "SubmitterKey",
     "bearer",
     "caller_of",
+    "may_act_on",
+    "require_site",
 ]
 
 
@@ -42,6 +46,9 @@ class Caller:
     role: str
     key_prefix: str = ""
     key_name: str = ""
+    # The site's own quota for its keys, where an operator set one.
+    quota_per_second: float | None = None
+    quota_burst: int | None = None
 
     @property
     def actor(self) -> str:
@@ -74,7 +81,17 @@ async def caller_of(
 
     def lookup(session: Session) -> Caller:
         key = authenticate(session, plain)
-        return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
+        site = key.site
+        return Caller(
+            key.id,
+            key.site_id,
+            site.name,
+            key.role,
+            key.prefix,
+            key.name,
+            quota_per_second=site.key_requests_per_second,
+            quota_burst=site.key_burst,
+        )
 
     try:
         caller = await in_session(state, lookup)
@@ -84,13 +101,24 @@ async def caller_of(
             await quotas.count_failure(address, key_prefix=prefix, reason=exc.detail)
         raise AuthError(exc.detail, field=field) from None
     quotas.vouch(plain or "")
-    await quotas.charge_key(caller.key_id)
+    await quotas.charge_key(
+        caller.key_id, per_second=caller.quota_per_second, burst=caller.quota_burst
+    )
     if caller.role not in roles:
         raise Forbidden(
             f"a {caller.role} key may not do this; it needs one of: {', '.join(roles)}",
             field=field,
         )
     return caller
+
+
+async def _anonymous(request: Request, state: State) -> None:
+    if request.client is not None:
+        await state.quotas.charge_address(request.client.host)
+
+
+# For routes anyone may call without a key: each costs a request of the client address's quota.
+Anonymous = Depends(_anonymous)
 
 
 def _caller_with(*roles: str) -> Callable[..., object]:
@@ -103,27 +131,38 @@ def _caller_with(*roles: str) -> Callable[..., object]:
     return dependency
 
 
-# Keys belong to one site. Submitter and moderator keys act on their own site only; an admin
-# key acts on its own site too, and alone may manage sites, keys, webhooks and policy.
-SubmitterKey = Annotated[Caller, Depends(_caller_with(Role.SUBMITTER, Role.ADMIN))]
-ModeratorKey = Annotated[Caller, Depends(_caller_with(Role.MODERATOR, Role.ADMIN))]
-AdminKey = Annotated[Caller, Depends(_caller_with(Role.ADMIN))]
+# Keys belong to one site. Submitter and moderator keys act on their own site only, and so
+# does a site admin's, which alone manages that site's keys, policy, webhook and integrations.
+# An operator key runs the deployment (sites, shared models, quotas) and may act on any site.
+SubmitterKey = Annotated[Caller, Depends(_caller_with(Role.SUBMITTER, *Role.ADMINS))]
+ModeratorKey = Annotated[Caller, Depends(_caller_with(Role.MODERATOR, *Role.ADMINS))]
+AdminKey = Annotated[Caller, Depends(_caller_with(*Role.ADMINS))]
+OperatorKey = Annotated[Caller, Depends(_caller_with(Role.OPERATOR))]
 AnyKey = Annotated[Caller, Depends(_caller_with(*Role.ALL))]
 
 
-# Moderation routes work on the caller's site; an admin key may name another with ?site=.
+def may_act_on(caller: Caller, site_name: str) -> bool:
+    """Whether this key may read or change `site_name`: its own site, or any for an operator."""
+    return caller.role == Role.OPERATOR or site_name == caller.site_name
+
+
+def require_site(caller: Caller, site_name: str, *, field: str = "site") -> None:
+    """Forbidden unless the caller may act on `site_name`."""
+    if not may_act_on(caller, site_name):
+        raise Forbidden(f"a {caller.role} key acts on its own site only", field=field)
+
+
+# Moderation routes work on the caller's site; an operator key may name another with ?site=.
 async def _site_id(
     caller: ModeratorKey,
     state: State,
     site: Annotated[
-        str | None, Query(description="Admin keys only: act on this site instead of their own.")
+        str | None, Query(description="Operator keys only: act on this site instead of their own.")
     ] = None,
 ) -> int:
     if site is None or site == caller.site_name:
         return caller.site_id
-    if caller.role != "admin":
-        raise Forbidden("only an admin key may act on another site", field="site")
-
+    require_site(caller, site)
     return await in_session(state, lambda session: get_site(session, site).id)
 
 

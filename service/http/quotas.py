@@ -40,15 +40,25 @@ class QuotaRules:
     per_second: float
     burst: int
     failures_per_minute: int
+    anonymous_per_minute: int = 600
 
     @property
     def per_key(self) -> RateLimitItem:
+        return self.key_item(None, None)
+
+    def key_item(self, per_second: float | None, burst: int | None) -> RateLimitItem:
+        """A key's quota: its site's where set, else the deployment's."""
+        rate, size = per_second or self.per_second, burst or self.burst
         # A burst of N at R a second is N requests in any window of N / R seconds.
-        return RateLimitItemPerSecond(self.burst, max(1, round(self.burst / self.per_second)))
+        return RateLimitItemPerSecond(size, max(1, round(size / rate)))
 
     @property
     def failures(self) -> RateLimitItem:
         return RateLimitItemPerSecond(self.failures_per_minute, 60)
+
+    @property
+    def anonymous(self) -> RateLimitItem:
+        return RateLimitItemPerSecond(self.anonymous_per_minute, 60)
 
 
 # Keys that authenticated here lately skip the address check: a site backend's every request
@@ -87,9 +97,12 @@ class Quotas:
         stats = await self._limiter.get_window_stats(item, *identifiers)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
-    async def charge_key(self, key_id: int) -> None:
-        """Count one request of the key; RateLimited when it is over its quota."""
-        item = self.rules.per_key
+    async def charge_key(
+        self, key_id: int, *, per_second: float | None = None, burst: int | None = None
+    ) -> None:
+        """Count one request of the key; RateLimited when it is over its quota (its site's
+        `per_second` and `burst` where set, else the deployment's)."""
+        item = self.rules.key_item(per_second, burst)
         try:
             allowed = await self._limiter.hit(item, "key", str(key_id))
             if allowed:
@@ -99,8 +112,8 @@ class Quotas:
             log.warning("quota_unavailable", error=str(exc)[:200])
             return
         raise RateLimited(
-            f"this key is over its quota of {self.rules.burst} requests at once, "
-            f"{self.rules.per_second:g} a second; retry in {retry_after} s",
+            f"this key is over its quota of {burst or self.rules.burst} requests at once, "
+            f"{per_second or self.rules.per_second:g} a second; retry in {retry_after} s",
             retry_after=retry_after,
         )
 
@@ -116,6 +129,21 @@ class Quotas:
             return
         raise RateLimited(
             f"too many failed authentications from this address; retry in {retry_after} s",
+            retry_after=retry_after,
+        )
+
+    async def charge_address(self, address: str) -> None:
+        """Count one request without a key from the address; RateLimited over its quota."""
+        item = self.rules.anonymous
+        try:
+            if await self._limiter.hit(item, "anonymous", address):
+                return
+            retry_after = await self._retry_after(item, "anonymous", address)
+        except Exception as exc:
+            log.warning("quota_unavailable", error=str(exc)[:200])
+            return
+        raise RateLimited(
+            f"too many requests from this address; retry in {retry_after} s",
             retry_after=retry_after,
         )
 

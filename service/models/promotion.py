@@ -5,7 +5,7 @@ the evaluation can measure scores a ROC-AUC no lower than the active model's min
 and its identity-fairness table does not regress: no identity that was within the neutral
 -sentence limit goes over it, and the combined bias score falls by no more than `margin`.
 An evaluation that can measure no attribute (too few labelled rows of each class) cannot
-vouch for the candidate, so it then waits for an admin. ROC-AUC is compared, not calibration:
+vouch for the candidate, so it then waits for an operator. ROC-AUC is compared, not calibration:
 a site's labelled rows are held comments that moderators reviewed plus the approved ones they
 audited, not a natural sample; their weights (service/models/labels.py) make its ROC-AUC an estimate
 of the ROC-AUC on the site's traffic, but calibration on so few reweighted rows is noise.

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from classifier.artifact import artifact_identity
 from service.core.errors import ArtifactCorrupt, Conflict, ModelNotFound
@@ -41,7 +41,9 @@ __all__ = [
     "rollback",
     "set_shadow",
     "shadow_version",
+    "trained_for",
     "version_view",
+    "version_view_for_site",
 ]
 
 ACTIVE = "active"
@@ -81,6 +83,31 @@ def version_view(row: ModelVersion, *, active: str | None = None) -> dict[str, A
         "created_by": row.created_by,
         "created_at": row.created_at,
     }
+
+
+def trained_for(row: ModelVersion) -> str | None:
+    """The site whose labels the version was trained on; None for one of base data alone."""
+    site = (row.data or {}).get("site")
+    return site.get("name") if isinstance(site, dict) else None
+
+
+_IDENTITY = ("version", "status", "active", "shadow", "parent", "sha256", "size_bytes")
+
+
+def version_view_for_site(
+    row: ModelVersion, *, active: str | None, site_name: str
+) -> dict[str, Any]:
+    """What a key of one site may see of a version. Every site needs to know which version
+    decides; only the version's own site may see what another site's labels made of it
+    (names, label counts, holdout scores), and no site sees the server's file paths."""
+    view = version_view(row, active=active)
+    if trained_for(row) not in (None, site_name):
+        hidden: dict[str, Any] = {"metrics": {}, "bias": {}, "data": {}, "params": {}}
+        return {k: view[k] for k in _IDENTITY} | hidden | {"created_by": "", "created_at": None}
+    data = dict(view["data"] or {})
+    if isinstance(data.get("base"), dict):
+        data["base"] = {k: v for k, v in data["base"].items() if k != "dir"}
+    return view | {"data": data}
 
 
 def register_version(
@@ -228,17 +255,31 @@ def set_shadow(session: Session, version: str | None, *, actor: str) -> str | No
     return version
 
 
-def model_events(session: Session, *, limit: int = 100) -> list[dict[str, Any]]:
+def model_events(
+    session: Session, *, limit: int = 100, site_name: str | None = None
+) -> list[dict[str, Any]]:
+    """The alias's moves, newest first. For `site_name` (a key of one site), the reason of a
+    move to a version trained on another site's labels is withheld: it names that site."""
+    events = list(session.scalars(select(ModelEvent).order_by(ModelEvent.id.desc()).limit(limit)))
+    foreign: set[str] = set()
+    if site_name is not None:
+        versions = {e.to_version for e in events} | {e.from_version for e in events}
+        rows = session.scalars(
+            select(ModelVersion)
+            .options(defer(ModelVersion.archive))
+            .where(ModelVersion.version.in_([v for v in versions if v]))
+        )
+        foreign = {r.version for r in rows if trained_for(r) not in (None, site_name)}
     return [
         {
             "action": e.action,
             "from": e.from_version,
             "to": e.to_version,
             "actor": e.actor,
-            "reason": e.reason,
+            "reason": "" if e.to_version in foreign else e.reason,
             "at": e.created_at,
         }
-        for e in session.scalars(select(ModelEvent).order_by(ModelEvent.id.desc()).limit(limit))
+        for e in events
     ]
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import structlog
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from classifier import (
@@ -460,7 +460,7 @@ def _succeed(
     promoted = not reasons
     job.status = JobStatus.SUCCEEDED
     job.active_slot = None
-    job.stage = "done: promoted" if promoted else "done: waiting for an admin"
+    job.stage = "done: promoted" if promoted else "done: waiting for an operator"
     job.percent = 100.0
     job.finished_at = utcnow()
     job.candidate_version = candidate
@@ -475,6 +475,18 @@ def _succeed(
             "comparisons": verdict.comparisons,
         }
     )
+
+
+def _shared_model_reasons(session: Session, site_name: str) -> list[str]:
+    """Why a candidate must wait for an operator although it passed: the model is shared, so
+    one site's labels (which its own keys produce) must not move every other site's model."""
+    sites = session.scalar(select(func.count()).select_from(Site)) or 0
+    if sites <= 1:
+        return []
+    return [
+        f"trained on the labels of site {site_name} alone, while the model decides for all "
+        f"{sites} sites: only an operator promotes it (POST /v1/models/{{version}}/promote)"
+    ]
 
 
 def _register(
@@ -494,7 +506,7 @@ def _register(
         if job is None or job.status != JobStatus.RUNNING:
             raise _Abandoned(job_id)
         row = register_version(session, candidate_dir, created_by=actor, parent=parent, **record)
-        reasons = list(verdict.failures)
+        reasons = list(verdict.failures) + _shared_model_reasons(session, site_name)
         current = active_version(session)
         if verdict.passed and current != parent:
             reasons.append(

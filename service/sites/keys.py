@@ -10,18 +10,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.core.errors import AuthError, InvalidInput, NotFound
+from service.core.errors import AuthError, Forbidden, InvalidInput, NotFound
 from service.core.tables import ApiKey, Role, Site, utcnow
 
 __all__ = [
     "KEY_PREFIX",
     "UNKNOWN_KEY",
     "authenticate",
+    "check_grant",
     "create_key",
     "get_or_create_site",
     "hash_key",
     "key_view",
     "list_keys",
+    "managed_key",
     "revoke_key",
     "rotate_key",
 ]
@@ -46,12 +48,35 @@ def get_or_create_site(session: Session, name: str) -> Site:
     return site
 
 
+def _check_role(role: str) -> None:
+    if role == "admin":  # the name before roles were split per site (schema 0006)
+        raise InvalidInput(
+            "role 'admin' is now 'site_admin' (one site) or 'operator' (the deployment)",
+            field="role",
+        )
+    if role not in Role.ALL:
+        raise InvalidInput(f"role must be one of {', '.join(Role.ALL)}", field="role")
+
+
+def check_grant(*, by_role: str, by_site: str, site_name: str, role: str) -> None:
+    """Forbidden unless a key of `by_role` on `by_site` may issue a `role` key for `site_name`:
+    an operator anything anywhere, a site admin any role but operator on its own site."""
+    _check_role(role)
+    if by_role == Role.OPERATOR:
+        return
+    if by_role != Role.SITE_ADMIN:
+        raise Forbidden(f"a {by_role} key may not issue keys", field="role")
+    if site_name != by_site:
+        raise Forbidden("a site_admin key issues keys for its own site only", field="site")
+    if role == Role.OPERATOR:
+        raise Forbidden("only an operator key may issue operator keys", field="role")
+
+
 def create_key(
     session: Session, *, site_name: str, role: str, name: str = ""
 ) -> tuple[ApiKey, str]:
     """Create a key for a site (created if new); the plain key is returned once, never stored."""
-    if role not in Role.ALL:
-        raise InvalidInput(f"role must be one of {', '.join(Role.ALL)}", field="role")
+    _check_role(role)
     if not site_name.strip():
         raise InvalidInput("site name must not be empty", field="site")
     site = get_or_create_site(session, site_name.strip())
@@ -79,6 +104,18 @@ def authenticate(session: Session, plain: str | None) -> ApiKey:
 def _by_prefix(session: Session, prefix: str) -> ApiKey:
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if key is None:
+        raise NotFound(f"no key starts with {prefix!r}", field="prefix")
+    return key
+
+
+def managed_key(session: Session, prefix: str, *, by_role: str, by_site_id: int) -> ApiKey:
+    """The key `prefix` if a `by_role` key of site `by_site_id` may revoke or rotate it: an
+    operator any key, a site admin its own site's keys but operators'. Any other is answered
+    as unknown, so a site admin learns nothing of other sites' keys."""
+    key = _by_prefix(session, prefix)
+    if by_role == Role.OPERATOR:
+        return key
+    if by_role != Role.SITE_ADMIN or key.site_id != by_site_id or key.role == Role.OPERATOR:
         raise NotFound(f"no key starts with {prefix!r}", field="prefix")
     return key
 
@@ -115,8 +152,14 @@ def key_view(key: ApiKey) -> dict[str, Any]:
     }
 
 
-def list_keys(session: Session, site_id: int | None = None) -> list[dict[str, Any]]:
+def list_keys(
+    session: Session, site_id: int | None = None, *, operators: bool = True
+) -> list[dict[str, Any]]:
+    """The keys of a site (None: every site), without operator keys unless `operators`: a
+    site admin neither sees nor manages the deployment's keys, even on its own site."""
     query = select(ApiKey).order_by(ApiKey.id)
     if site_id is not None:
         query = query.where(ApiKey.site_id == site_id)
+    if not operators:
+        query = query.where(ApiKey.role != Role.OPERATOR)
     return [key_view(k) for k in session.scalars(query)]

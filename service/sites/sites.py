@@ -1,4 +1,4 @@
-"""Sites (tenants): listing, creation, and their moderation policy; admins only."""
+"""Sites (tenants): listing, creation, policy and quota; the routes check who may do which."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from service.core.errors import Conflict, SiteNotFound
 from service.core.tables import AuditEntry, Site, utcnow
 
-__all__ = ["create_site", "get_site", "list_sites", "set_policy", "site_view"]
+__all__ = ["create_site", "get_site", "list_sites", "set_policy", "set_quota", "site_view"]
 
 
 def site_view(site: Site) -> dict[str, Any]:
@@ -18,6 +18,7 @@ def site_view(site: Site) -> dict[str, Any]:
         "name": site.name,
         "policy": site.policy,
         "webhook_url": site.webhook_url,
+        "quota": {"requests_per_second": site.key_requests_per_second, "burst": site.key_burst},
         "created_at": site.created_at,
     }
 
@@ -51,6 +52,19 @@ def set_policy(
     previous = site.policy
     site.policy = {k: v for k, v in policy.items() if v not in (None, {})}
     _audit(session, site.id, actor, "policy.updated", {"from": previous, "to": site.policy})
+    session.flush()
+    return site_view(site)
+
+
+def set_quota(
+    session: Session, name: str, *, per_second: float | None, burst: int | None, actor: str
+) -> dict[str, Any]:
+    """Set the quota of the site's keys (None: the deployment's default), logged."""
+    site = get_site(session, name)
+    previous = {"requests_per_second": site.key_requests_per_second, "burst": site.key_burst}
+    site.key_requests_per_second, site.key_burst = per_second, burst
+    current = {"requests_per_second": per_second, "burst": burst}
+    _audit(session, site.id, actor, "quota.updated", {"from": previous, "to": current})
     session.flush()
     return site_view(site)
 

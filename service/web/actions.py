@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from service.core.errors import AuthError, InvalidInput
 from service.core.tables import Role
-from service.http.deps import caller_of
+from service.http.deps import Anonymous, caller_of
 from service.http.followups import send_review_webhooks
 from service.http.state import state_of
 from service.http.units import run_unit
@@ -58,7 +58,7 @@ def _login_page(
     )
 
 
-@router.get("/login")
+@router.get("/login", dependencies=[Anonymous])
 def login_form(request: Request, next: str | None = None) -> Response:
     # The sign-in form is protected like every other: a session without a key carries its
     # CSRF token, so nobody can sign a browser in to their own key from another site.
@@ -90,7 +90,8 @@ async def login(request: Request) -> Response:
     key_id, role = caller.key_id, caller.role
     if role not in SIGN_IN_ROLES:
         message = (
-            f"Not signed in: a {role} key may not moderate. Sign in with a moderator or admin key."
+            f"Not signed in: a {role} key may not moderate. "
+            "Sign in with a moderator, site admin or operator key."
         )
         return _login_page(request, csrf=web.csrf, next_url=next_url, error=message, status=403)
     # A new CSRF token at sign-in, so a token seen before it is worth nothing after.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from service.core.errors import ModerationError
+from service.core.settings import Settings
 from service.core.tables import ApiKey, Role, utcnow
 from service.http.deps import Caller
 from service.http.state import state_of
@@ -25,6 +27,7 @@ from service.web.auth import (
     load_secret,
     read_session,
     seal_session,
+    seen_now,
     tokens_match,
 )
 from service.web.render import environment
@@ -38,6 +41,7 @@ __all__ = [
     "Moderator",
     "SignInRequired",
     "SignedIn",
+    "SignedInPolling",
     "WebRoute",
     "check_csrf",
     "current_session",
@@ -51,9 +55,12 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-SIGN_IN_ROLES = (Role.MODERATOR, Role.ADMIN)
+SIGN_IN_ROLES = (Role.MODERATOR, *Role.ADMINS)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+# A signed-in cookie is re-issued (slid) once it is this old, so most requests set no cookie;
+# an idle limit under four minutes (tests) re-issues sooner, to slide before it runs out.
+_REISSUE_AFTER_SECONDS = 60.0
 # Every page: no framing, no third-party script or style even if some text slipped through
 # unescaped, and forms may post only back here.
 _SECURITY_HEADERS = {
@@ -109,16 +116,21 @@ def current_session(request: Request) -> WebSession | None:
     return read_session(
         load_secret(settings),
         request.cookies.get(COOKIE_NAME),
-        max_age_seconds=settings.web_session_hours * 3600,
+        lifetime_seconds=settings.web_session_hours * 3600,
+        idle_seconds=settings.web_session_idle_minutes * 60,
     )
 
 
 def set_session_cookie(request: Request, response: Response, session: WebSession) -> None:
+    """Issue the session's cookie, stamped as seen now; the browser keeps it no longer than
+    the session may live from its start."""
     settings = state_of(request).settings
+    seen = seen_now(session)
+    remaining = session.issued_at + settings.web_session_hours * 3600 - seen.seen_at
     response.set_cookie(
         COOKIE_NAME,
-        seal_session(load_secret(settings), session),
-        max_age=int(settings.web_session_hours * 3600),
+        seal_session(load_secret(settings), seen),
+        max_age=max(0, int(remaining)),
         path="/moderate",
         httponly=True,
         samesite="lax",
@@ -127,9 +139,15 @@ def set_session_cookie(request: Request, response: Response, session: WebSession
     )
 
 
-def signed_in(request: Request) -> Moderator:
+def _due_for_reissue(settings: Settings, session: WebSession) -> bool:
+    reissue_after = min(_REISSUE_AFTER_SECONDS, settings.web_session_idle_minutes * 60 / 4)
+    return time.time() - session.seen_at >= reissue_after
+
+
+def _signed_in(request: Request, *, activity: bool) -> Moderator:
     """The moderator of this request, re-checked against the database on every request so a
-    revoked key's sessions stop at once."""
+    revoked key's sessions stop at once. Activity slides the idle limit: WebRoute re-issues
+    the cookie on the response once it is due."""
     web = current_session(request)
     if web is None or web.key_id is None:
         raise SignInRequired()
@@ -143,10 +161,24 @@ def signed_in(request: Request) -> Moderator:
             raise SignInRequired(ended=True)
         return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
 
-    return Moderator(run_unit(state_of(request).sessions, check), web)
+    moderator = Moderator(run_unit(state_of(request).sessions, check), web)
+    if activity and _due_for_reissue(state_of(request).settings, web):
+        request.state.reissue_session = web
+    return moderator
+
+
+def signed_in(request: Request) -> Moderator:
+    return _signed_in(request, activity=True)
+
+
+def signed_in_polling(request: Request) -> Moderator:
+    # The queue page asks for new comments every few seconds on its own: counted as activity,
+    # a tab left open would never idle out, which is what the idle limit is for.
+    return _signed_in(request, activity=False)
 
 
 SignedIn = Annotated[Moderator, Depends(signed_in)]
+SignedInPolling = Annotated[Moderator, Depends(signed_in_polling)]
 
 
 async def read_form(request: Request) -> Form:
@@ -245,9 +277,21 @@ def _to_sign_in(request: Request, exc: SignInRequired) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
+def _reissue_if_due(request: Request, response: Response) -> None:
+    """Slide a signed-in session that was active, unless the response already sets the
+    cookie (sign-in and sign-out issue sessions of their own)."""
+    web: WebSession | None = getattr(request.state, "reissue_session", None)
+    if web is None:
+        return
+    if any(v.startswith(f"{COOKIE_NAME}=") for v in response.headers.getlist("set-cookie")):
+        return
+    set_session_cookie(request, response, web)
+
+
 class WebRoute(APIRoute):
     """Turns the pages' failures into pages: sign-in redirects, a 403 for a missing CSRF token,
-    and domain errors rendered as HTML (or JSON for the page's script), plus security headers."""
+    and domain errors rendered as HTML (or JSON for the page's script), plus security headers
+    and the sliding re-issue of an active session's cookie."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -268,6 +312,7 @@ class WebRoute(APIRoute):
                 )
             except ModerationError as exc:
                 response = _error_response(request, exc.status_code, exc.code, exc.detail)
+            _reissue_if_due(request, response)
             for name, value in _SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             response.headers.setdefault("Cache-Control", "no-store")

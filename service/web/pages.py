@@ -21,7 +21,7 @@ from service.moderation.authors import author_view
 from service.moderation.review_queue import QueueFilters, author_histories, list_queue, queue_item
 from service.moderation.reviews import comment_history
 from service.moderation.stats import site_stats
-from service.web.deps import SignedIn, WebRoute, html_page
+from service.web.deps import SignedIn, SignedInPolling, WebRoute, html_page
 from service.web.render import STATIC_DIR
 
 __all__ = ["router"]
@@ -124,7 +124,7 @@ def queue_page(
 @router.get("/queue/new")
 def queue_updates(
     request: Request,
-    me: SignedIn,
+    me: SignedInPolling,
     since: str = "",
     article: str | None = None,
     section: str | None = None,

@@ -1,7 +1,9 @@
 """Who may do what: every endpoint x every role x own site / another site, on the real API.
 
 A submitter cannot review; a moderator of one site can neither see nor touch another site's
-comments, even by guessing their ids; only admins manage sites, keys, webhooks and policy.
+comments, even by guessing their ids; a site admin manages its own site (keys, policy,
+webhook, Coral) and nothing of another's; only an operator creates sites, sets quotas, moves
+the shared model and acts on every site.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 from sqlalchemy import update
 
 from service.core.db import session_scope
-from service.core.tables import Comment
+from service.core.tables import Comment, ModelEvent, ModelVersion
 from service.models.registry import active_version
 from service.sites.keys import create_key
 from tests.factories import TOXIC, comment
@@ -24,9 +26,12 @@ from tests.stack import Stack, StackSpec
 
 pytestmark = pytest.mark.integration
 
-ROLES = ("submitter", "moderator", "admin")
-SUBMIT, MODERATE, ADMIN = ("submitter", "admin"), ("moderator", "admin"), ("admin",)
+ROLES = ("submitter", "moderator", "site_admin", "operator")
+ADMINS = ("site_admin", "operator")
+SUBMIT, MODERATE = ("submitter", *ADMINS), ("moderator", *ADMINS)
+OPERATOR = ("operator",)
 ANY = ROLES
+CORAL_SECRET = "coral-signing-secret-" + "x" * 32
 
 
 @dataclass
@@ -39,7 +44,7 @@ class World:
 # The matrix sets webhooks to a receiver on this machine: allowed here, as a deployment would
 # allow its own private network.
 STACK = StackSpec(
-    keys={f"other-{role}": ("other", role) for role in ("moderator", "admin")},
+    keys={f"other-{role}": ("other", role) for role in ("moderator", "site_admin", "operator")},
     env={"MODERATION_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]'},
 )
 
@@ -65,9 +70,10 @@ class Endpoint:
     path: Callable[[World, str], str]
     allowed: tuple[str, ...]
     # How a call aimed at another site is refused when the role is allowed: "404" when the
-    # target is named by a comment id (another site's ids look missing), "site" when it is a
-    # site-wide resource reached with ?site= (admins only), "admin" for admin routes that name
-    # the site themselves (admins manage every site).
+    # target is named by a comment id (another site's ids look missing, to every key), "site"
+    # when it is a site-wide resource reached with ?site= (operators only), "named" for admin
+    # routes that name the site themselves (a site admin its own, an operator any), "named404"
+    # for keys named by prefix (another site's look missing to a site admin).
     other: str
     body: Callable[[World, str], Any] | None = None
 
@@ -81,6 +87,10 @@ def _active_version(world: World) -> str:
         version = active_version(session)
     assert version is not None, "the stack registers the shipped model at start"
     return version
+
+
+def _coral(world: World, site: str) -> dict[str, str]:
+    return {"signing_secret": CORAL_SECRET}
 
 
 def _new_key_prefix(world: World, site: str) -> str:
@@ -108,29 +118,34 @@ ENDPOINTS = [
     Endpoint("stats", "GET", lambda w, s: f"/v1/stats{_site_q(s)}", MODERATE, "site"),
     Endpoint("deliveries", "GET", lambda w, s: f"/v1/webhooks/deliveries{_site_q(s)}", MODERATE,
              "site"),
-    Endpoint("list sites", "GET", lambda w, s: "/v1/sites", ADMIN, "own-only"),
-    Endpoint("create site", "POST", lambda w, s: "/v1/sites", ADMIN, "own-only",
+    Endpoint("list sites", "GET", lambda w, s: "/v1/sites", ADMINS, "own-only"),
+    Endpoint("create site", "POST", lambda w, s: "/v1/sites", OPERATOR, "own-only",
              lambda w, s: {"name": f"site-{uuid.uuid4().hex[:8]}"}),
-    Endpoint("read site", "GET", lambda w, s: f"/v1/sites/{s}", ADMIN, "admin"),
-    Endpoint("set policy", "PUT", lambda w, s: f"/v1/sites/{s}/policy", ADMIN, "admin",
+    Endpoint("read site", "GET", lambda w, s: f"/v1/sites/{s}", ADMINS, "named"),
+    Endpoint("set policy", "PUT", lambda w, s: f"/v1/sites/{s}/policy", ADMINS, "named",
              lambda w, s: {"thresholds": {"toxic": 0.2}}),
-    Endpoint("read webhook", "GET", lambda w, s: f"/v1/sites/{s}/webhook", ADMIN, "admin"),
-    Endpoint("set webhook", "PUT", lambda w, s: f"/v1/sites/{s}/webhook", ADMIN, "admin",
+    Endpoint("set quota", "PUT", lambda w, s: f"/v1/sites/{s}/quota", OPERATOR, "named",
+             lambda w, s: {}),
+    Endpoint("read webhook", "GET", lambda w, s: f"/v1/sites/{s}/webhook", ADMINS, "named"),
+    Endpoint("set webhook", "PUT", lambda w, s: f"/v1/sites/{s}/webhook", ADMINS, "named",
              lambda w, s: {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32}),
-    Endpoint("remove webhook", "DELETE", lambda w, s: f"/v1/sites/{s}/webhook", ADMIN, "admin"),
-    Endpoint("list keys", "GET", lambda w, s: f"/v1/keys?site={s}", ADMIN, "admin"),
-    Endpoint("create key", "POST", lambda w, s: "/v1/keys", ADMIN, "admin",
+    Endpoint("remove webhook", "DELETE", lambda w, s: f"/v1/sites/{s}/webhook", ADMINS, "named"),
+    Endpoint("set coral", "PUT", lambda w, s: f"/v1/sites/{s}/coral", ADMINS, "named", _coral),
+    Endpoint("read coral", "GET", lambda w, s: f"/v1/sites/{s}/coral", ADMINS, "named"),
+    Endpoint("remove coral", "DELETE", lambda w, s: f"/v1/sites/{s}/coral", ADMINS, "named"),
+    Endpoint("list keys", "GET", lambda w, s: f"/v1/keys?site={s}", ADMINS, "named"),
+    Endpoint("create key", "POST", lambda w, s: "/v1/keys", ADMINS, "named",
              lambda w, s: {"site": s, "role": "moderator"}),
-    Endpoint("revoke key", "DELETE", lambda w, s: f"/v1/keys/{_new_key_prefix(w, s)}", ADMIN,
-             "admin"),
+    Endpoint("revoke key", "DELETE", lambda w, s: f"/v1/keys/{_new_key_prefix(w, s)}", ADMINS,
+             "named404"),
     Endpoint("rotate key", "POST", lambda w, s: f"/v1/keys/{_new_key_prefix(w, s)}/rotate",
-             ADMIN, "admin"),
+             ADMINS, "named404"),
     Endpoint("list models", "GET", lambda w, s: "/v1/models", MODERATE, "own-only"),
     Endpoint("model events", "GET", lambda w, s: "/v1/models/events", MODERATE, "own-only"),
     Endpoint("training jobs", "GET", lambda w, s: "/v1/models/jobs", MODERATE, "own-only"),
     Endpoint("read model", "GET", lambda w, s: f"/v1/models/{_active_version(w)}", MODERATE,
              "own-only"),
-    Endpoint("set shadow", "PUT", lambda w, s: "/v1/models/shadow", ADMIN, "own-only",
+    Endpoint("set shadow", "PUT", lambda w, s: "/v1/models/shadow", OPERATOR, "own-only",
              lambda w, s: {"version": None}),
     Endpoint("shadow report", "GET",
              lambda w, s: f"/v1/models/{_active_version(w)}/shadow{_site_q(s)}", MODERATE, "site"),
@@ -142,11 +157,9 @@ ENDPOINTS = [
 def _expected(endpoint: Endpoint, role: str, target: str) -> str:
     if role not in endpoint.allowed:
         return "403"
-    if target == "news" or endpoint.other == "admin":
+    if target == "news" or (role == "operator" and endpoint.other != "404"):
         return "2xx"
-    if endpoint.other == "site":
-        return "2xx" if role == "admin" else "403"
-    return "404"
+    return {"site": "403", "named": "403", "named404": "404"}.get(endpoint.other, "404")
 
 
 CASES = [
@@ -188,7 +201,7 @@ def _status(client: httpx.Client) -> int:
 
 
 def test_revoked_and_rotated_keys(world: World) -> None:
-    with world.stack.client("news-admin") as admin:
+    with world.stack.client("news-site_admin") as admin:
         made = admin.post("/v1/keys", json={"site": "news", "role": "moderator"})
         created = made.json()
         old = created["key"]
@@ -212,28 +225,146 @@ def test_revoked_and_rotated_keys(world: World) -> None:
     assert response.status_code == 401 and response.json()["field"] == "Authorization"
 
 
-# Moving the model changes every site's decisions: admins only. Here an admin's call may also
-# be refused for what it asks (promoting the active model, rolling back with no earlier move:
-# 409), but never for who asks.
+# The model is shared, so moving it changes every site's decisions: operators only. A site
+# admin may retrain on its own site's labels, which registers a candidate for an operator.
+# An allowed call may still be refused for what it asks (promoting the active model, rolling
+# back with no earlier move, a job already queued: 409), but never for who asks.
 MODEL_MOVES = [
-    ("retrain", lambda w: "/v1/models/retrain", {"site": "news"}),
-    ("promote", lambda w: f"/v1/models/{_active_version(w)}/promote", {"reason": "check"}),
-    ("rollback", lambda w: "/v1/models/rollback", {"reason": "check"}),
-    ("retire", lambda w: f"/v1/models/{_active_version(w)}/retire", {"reason": "check"}),
-]
+    ("retrain", lambda w: "/v1/models/retrain", {"site": "news"}, ADMINS),
+    ("promote", lambda w: f"/v1/models/{_active_version(w)}/promote", {"reason": "check"},
+     OPERATOR),
+    ("rollback", lambda w: "/v1/models/rollback", {"reason": "check"}, OPERATOR),
+    ("retire", lambda w: f"/v1/models/{_active_version(w)}/retire", {"reason": "check"},
+     OPERATOR),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "path", "body"), MODEL_MOVES, ids=[m[0] for m in MODEL_MOVES])
-def test_only_admins_move_models(
-    world: World, name: str, path: Callable[[World], str], body: dict[str, str]
+@pytest.mark.parametrize(
+    ("name", "path", "body", "allowed"), MODEL_MOVES, ids=[m[0] for m in MODEL_MOVES]
+)
+def test_only_operators_move_the_shared_model(
+    world: World,
+    name: str,
+    path: Callable[[World], str],
+    body: dict[str, str],
+    allowed: tuple[str, ...],
 ) -> None:
     active = _active_version(world)
-    for role in ("submitter", "moderator"):
+    for role in (r for r in ROLES if r not in allowed):
         with world.stack.client(f"news-{role}") as client:
             refused = client.post(path(world), json=body)
         assert refused.status_code == 403, (role, refused.text)
         assert refused.json()["detail"]
     assert _active_version(world) == active, "a refused call moved nothing"
-    with world.stack.client("news-admin") as admin:
-        allowed = admin.post(path(world), json=body)
-    assert allowed.is_success or allowed.status_code == 409, allowed.text
+    for role in allowed:
+        with world.stack.client(f"news-{role}") as client:
+            answer = client.post(path(world), json=body)
+        assert answer.is_success or answer.status_code == 409, (role, answer.text)
+
+
+def test_a_site_admin_cannot_retrain_another_sites_labels(world: World) -> None:
+    with world.stack.client("news-site_admin") as admin:
+        refused = admin.post("/v1/models/retrain", json={"site": "other"})
+    assert refused.status_code == 403 and refused.json()["field"] == "site", refused.text
+
+
+def test_a_site_admin_cannot_raise_itself_to_operator(world: World) -> None:
+    with world.stack.client("news-site_admin") as admin:
+        operator = admin.post("/v1/keys", json={"site": "news", "role": "operator"})
+        peer = admin.post("/v1/keys", json={"site": "news", "role": "site_admin"})
+        with session_scope(world.stack.sessions) as session:
+            key, _ = create_key(session, site_name="news", role="operator", name="deployment")
+            prefix = key.prefix
+        rotated = admin.post(f"/v1/keys/{prefix}/rotate")
+        revoked = admin.delete(f"/v1/keys/{prefix}")
+        listed = admin.get("/v1/keys").json()["keys"]
+        sites = admin.get("/v1/sites").json()["sites"]
+        old_name = admin.post("/v1/keys", json={"site": "news", "role": "admin"})
+    assert (operator.status_code, operator.json()["field"]) == (403, "role"), operator.text
+    assert peer.status_code == 201, peer.text
+    # An operator key of its own site is as invisible to it as another site's keys.
+    assert rotated.status_code == revoked.status_code == 404, (rotated.text, revoked.text)
+    assert rotated.json()["detail"] == revoked.json()["detail"] == f"no key starts with {prefix!r}"
+    assert {k["site"] for k in listed} == {"news"}
+    assert prefix not in {k["prefix"] for k in listed}, "operator keys are not a site's to see"
+    assert {k["role"] for k in listed} == {"submitter", "moderator", "site_admin"}
+    assert [s["name"] for s in sites] == ["news"]
+    assert (old_name.status_code, old_name.json()["field"]) == (422, "role")
+
+
+def test_an_operator_acts_on_another_site(world: World) -> None:
+    with world.stack.client("news-operator") as operator:
+        made = operator.post("/v1/keys", json={"site": "other", "role": "operator"})
+        queue = operator.get("/v1/queue?site=other").json()["items"]
+        sites = {s["name"] for s in operator.get("/v1/sites").json()["sites"]}
+    assert made.status_code == 201 and made.json()["role"] == "operator", made.text
+    assert world.held["other"] in [item["id"] for item in queue]
+    assert {"news", "other"} <= sites
+
+
+def test_a_sites_quota_is_its_own_and_set_by_an_operator(world: World) -> None:
+    name = f"tight-{uuid.uuid4().hex[:6]}"
+    with world.stack.client("news-operator") as operator:
+        assert operator.post("/v1/sites", json={"name": name}).status_code == 201
+        tight = operator.put(
+            f"/v1/sites/{name}/quota", json={"requests_per_second": 0.1, "burst": 3}
+        )
+        key = operator.post("/v1/keys", json={"site": name, "role": "submitter"}).json()["key"]
+    assert tight.status_code == 200, tight.text
+    assert tight.json()["quota"] == {"requests_per_second": 0.1, "burst": 3}
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=world.stack.base_url, headers=headers) as client:
+        answers = [client.post("/v1/score", json={"texts": ["hello"]}) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429], [a.text for a in answers]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert "3 requests at once" in answers[-1].json()["detail"]
+    with world.stack.client("news-submitter") as other_site:  # the deployment's default
+        assert other_site.post("/v1/score", json={"texts": ["hello"]}).status_code == 200
+    with world.stack.client("news-site_admin") as admin:  # a site may not lift its own quota
+        lifted = admin.put("/v1/sites/news/quota", json={"burst": 10**6})
+    assert lifted.status_code == 403, lifted.text
+
+
+def _candidate_of(world: World, site: str) -> str:
+    """A candidate registered as a retrain of `site`'s labels would be (no artifact needed:
+    nobody fetches it here)."""
+    version = f"tfidf-lr-{uuid.uuid4().hex[:12]}"
+    with session_scope(world.stack.sessions) as session:
+        session.add(
+            ModelVersion(
+                version=version,
+                sha256="0" * 64,
+                archive=b"",
+                archive_sha256="0" * 64,
+                size_bytes=0,
+                metrics={"evaluations": {"site_holdout": {"rows": 7}}},
+                data={
+                    "base": {"dir": "/srv/moderation/data", "files": []},
+                    "site": {"name": site, "trained_rows": 28},
+                },
+                params={"label_weight": 5.0},
+                created_by="retrain job 1",
+            )
+        )
+        session.add(ModelEvent(action="register", to_version=version, actor="t", reason=site))
+    return version
+
+
+def test_a_key_sees_only_its_own_sites_training_metadata(world: World) -> None:
+    theirs, ours = _candidate_of(world, "other"), _candidate_of(world, "news")
+    with world.stack.client("news-moderator") as moderator:
+        listed = {v["version"]: v for v in moderator.get("/v1/models").json()["versions"]}
+        one = moderator.get(f"/v1/models/{theirs}").json()
+        own = moderator.get(f"/v1/models/{ours}").json()
+        events = moderator.get("/v1/models/events").json()["events"]
+    for view in (listed[theirs], one):
+        assert (view["metrics"], view["data"], view["params"]) == ({}, {}, {}), view
+        assert "other" not in str(view)
+    assert own["data"]["site"] == {"name": "news", "trained_rows": 28}
+    assert "dir" not in own["data"]["base"], "no server path for a site's key"
+    reasons = {e["to"]: e["reason"] for e in events if e["action"] == "register"}
+    assert (reasons[theirs], reasons[ours]) == ("", "news")
+    with world.stack.client("news-operator") as operator:
+        full = operator.get(f"/v1/models/{theirs}").json()
+    assert full["data"]["site"]["name"] == "other"
+    assert full["data"]["base"]["dir"] == "/srv/moderation/data"

@@ -46,7 +46,7 @@ CORAL_CALL: dict[str, Any] = {
 
 @pytest.fixture(scope="module", autouse=True)
 def news_secret(stack: Stack) -> None:
-    with stack.client("news-admin") as admin:
+    with stack.client("news-site_admin") as admin:
         response = admin.put("/v1/sites/news/coral", json={"signing_secret": SECRET})
     assert response.status_code == 200, response.text
 
@@ -247,14 +247,14 @@ def test_a_moderator_key_may_not_answer_for_coral(stack: Stack) -> None:
 
 
 def test_an_admin_key_may_answer_for_coral(stack: Stack) -> None:
-    assert post(stack, coral_call(f"<p>{TOXIC[0]}</p>"), key="news-admin").json() == WITHHELD
+    assert post(stack, coral_call(f"<p>{TOXIC[0]}</p>"), key="news-site_admin").json() == WITHHELD
 
 
 # --- the signing secret ----------------------------------------------------------------------
 
 
 def test_an_admin_sets_the_secret_and_it_is_never_shown(stack: Stack) -> None:
-    with stack.client("news-admin") as admin:
+    with stack.client("news-site_admin") as admin:
         response = admin.put("/v1/sites/news/coral", json={"signing_secret": SECRET})
         read = admin.get("/v1/sites/news/coral")
     assert response.status_code == 200
@@ -276,27 +276,27 @@ def test_a_submitter_or_moderator_may_not_set_the_secret(stack: Stack) -> None:
     [{"signing_secret": "short"}, {"signing_secret": "x" * 201}, {"signing_secret": 12}, {}],
 )
 def test_a_bad_secret_is_refused_naming_it(stack: Stack, payload: dict[str, Any]) -> None:
-    with stack.client("news-admin") as admin:
+    with stack.client("news-site_admin") as admin:
         response = admin.put("/v1/sites/news/coral", json=payload)
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["field"] == "signing_secret"
 
 
 def test_a_secret_with_surrounding_whitespace_is_refused(stack: Stack) -> None:
-    with stack.client("news-admin") as admin:
+    with stack.client("news-site_admin") as admin:
         response = admin.put("/v1/sites/news/coral", json={"signing_secret": SECRET + "\n"})
     assert response.status_code == 422 and response.json()["field"] == "signing_secret"
 
 
 def test_an_unknown_site_has_no_secret_to_set(stack: Stack) -> None:
-    with stack.client("news-admin") as admin:
+    with stack.client("news-operator") as admin:
         response = admin.put("/v1/sites/nowhere/coral", json={"signing_secret": SECRET})
     assert response.status_code == 404 and response.json()["error"] == "site_not_found"
 
 
 def test_a_removed_secret_refuses_the_calls_it_signed(stack: Stack) -> None:
     raw = coral_call(f"<p>{TOXIC[0]}</p>")
-    with stack.client("news-admin") as admin:
+    with stack.client("news-operator") as admin:
         assert admin.put("/v1/sites/other/coral", json={"signing_secret": OTHER_SECRET}).is_success
         assert post(stack, raw, key="other-submitter", sign_with=(OTHER_SECRET,)).json() == WITHHELD
         assert admin.delete("/v1/sites/other/coral").status_code == 204

@@ -125,7 +125,7 @@ def test_a_german_comment_follows_the_site_policy_unscored(client: openai.OpenAI
     assert set(result.category_scores.model_dump().values()) == {0.0}
 
 
-@pytest.mark.parametrize("key", ["news-moderator", "news-admin"])
+@pytest.mark.parametrize("key", ["news-moderator", "news-site_admin"])
 def test_every_role_may_score(stack: Stack, key: str) -> None:
     with openai.OpenAI(
         api_key=stack.keys[key], base_url=f"{stack.base_url}/v1", max_retries=0

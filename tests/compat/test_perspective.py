@@ -258,7 +258,7 @@ def test_coral_suggestions_become_the_sites_labels_and_a_later_one_replaces_the_
     ).stdout  # fmt: skip
     assert text in exported and "perspective" in exported
     # The next retraining job of the site counts it among the labels its model has not seen.
-    with stack.client("news-admin") as admin:
+    with stack.client("news-operator") as admin:
         job = admin.post("/v1/models/retrain")
     assert job.status_code == 202, job.text
     assert job.json()["result"]["new_labels"] >= 1

@@ -17,6 +17,8 @@ STACK = StackSpec(
         "MODERATION_KEY_BURST": "5",
         "MODERATION_KEY_REQUESTS_PER_SECOND": "1",
         "MODERATION_FAILED_AUTH_PER_MINUTE": "4",
+        # The stack's own start polls /readyz a few times from this address.
+        "MODERATION_ANONYMOUS_REQUESTS_PER_MINUTE": "40",
     },
     keys={
         name: ("news", "submitter")
@@ -61,6 +63,24 @@ def test_openai_callers_get_a_rate_limit_error(stack: Stack) -> None:
     with pytest.raises(openai.RateLimitError) as caught:
         client.moderations.create(input="Thanks for this.")
     assert caught.value.code == "rate_limit_exceeded"
+
+
+def test_routes_without_a_key_are_limited_per_address_in_the_callers_format(
+    stack: Stack,
+) -> None:
+    answers = [httpx.get(f"{stack.base_url}/readyz") for _ in range(41)]
+    codes = [a.status_code for a in answers]
+    assert codes[0] == 200 and codes[-1] == 429, codes
+    over = answers[-1]
+    assert 1 <= int(over.headers["Retry-After"]) <= 60
+    assert over.json()["error"] == "rate_limited" and "this address" in over.json()["detail"]
+    discovery = httpx.get(f"{stack.base_url}/$discovery/rest", params={"version": "v1alpha1"})
+    assert discovery.status_code == 429 and "Retry-After" in discovery.headers
+    assert discovery.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    # Liveness is never limited (it costs less than counting it), nor are keyed requests.
+    assert httpx.get(f"{stack.base_url}/healthz").status_code == 200
+    with stack.client("spare") as client:
+        assert client.get("/v1/comments/nope").status_code == 404
 
 
 def test_an_address_that_keeps_failing_waits_unless_its_key_just_worked(stack: Stack) -> None:

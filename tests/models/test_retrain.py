@@ -150,9 +150,32 @@ def test_a_candidate_the_holdout_cannot_vouch_for_waits_for_an_admin(
         status = session.get_one(ModelVersion, job["candidate_version"]).status
     assert (job["status"], job["stage"], status) == (
         "succeeded",
-        "done: waiting for an admin",
+        "done: waiting for an operator",
         "candidate",
     )
+
+
+def test_a_candidate_trained_on_one_of_several_sites_labels_waits_for_an_operator(
+    sessions: sessionmaker[Session], site_id: int, base_dir: Path, first_model: Path, tmp_path: Path
+) -> None:
+    # The same labels that promote on a deployment of one site (the test above): with a second
+    # site sharing the model, one site's labels must not move the other's.
+    with session_scope(sessions) as session:
+        session.add(Site(name="other-paper", policy={}))
+    add_labels(sessions, site_id, 60)
+    with session_scope(sessions) as session:
+        job_id = start_retrain(session, site_id, actor="alice").id
+    result = _run(sessions, job_id, config(base_dir), tmp_path)
+    assert result is not None and not result["promoted"], result
+    assert any("only an operator promotes it" in r for r in result["reasons"]), result
+    assert result["comparisons"], "the rule was still applied and recorded"
+    with session_scope(sessions) as session:
+        job = get_job(session, job_id)
+        assert active_version(session) == artifact_identity(first_model)[0]
+        candidate = session.get_one(ModelVersion, job["candidate_version"])
+        actions = list(session.scalars(select(ModelEvent.action)))
+    assert (job["stage"], candidate.status) == ("done: waiting for an operator", "candidate")
+    assert "auto_promote" not in actions
 
 
 def test_the_holdout_is_the_most_recent_share_and_is_never_trained_on(

@@ -87,12 +87,18 @@ def _follow(admin: httpx.Client, job_id: str, timeout: float = 60) -> list[dict[
     return seen
 
 
-def test_a_retrain_is_promoted_and_the_scoring_worker_decides_with_it(stack: Stack) -> None:
+def test_a_site_admins_retrain_waits_for_an_operator_whose_promotion_the_worker_follows(
+    stack: Stack,
+) -> None:
     labels = _write_labels(stack.directory / "labels.csv", site_texts(100))
     imported = _cli(stack, "labels", "import", str(labels), "--site", "news")
     assert imported.returncode == 0, imported.stderr
     assert "imported 100 labels" in imported.stdout
-    with stack.client("news-admin") as admin, stack.client() as submitter:
+    with (
+        stack.client("news-site_admin") as admin,
+        stack.client("news-operator") as operator,
+        stack.client() as submitter,
+    ):
         first = admin.get("/v1/models").json()["active"]
         started = admin.post("/v1/models/retrain", json={})
         assert started.status_code == 202, started.text
@@ -111,8 +117,15 @@ def test_a_retrain_is_promoted_and_the_scoring_worker_decides_with_it(stack: Sta
         percents = [s["percent"] for s in seen]
         assert percents == sorted(percents) and percents[-1] == 100
         assert any(s["stage"].startswith("training") for s in seen), [s["stage"] for s in seen]
-        assert done["promoted"], done["result"]["reasons"]
+        # The stack has two sites: news's labels alone must not move other's model.
+        assert not done["promoted"], done
+        assert any("only an operator" in r for r in done["result"]["reasons"]), done["result"]
         candidate = done["candidate_version"]
+        assert admin.get("/v1/models").json()["active"] == first
+        refused = admin.post(f"/v1/models/{candidate}/promote", json={"reason": "mine"})
+        assert refused.status_code == 403, refused.text
+        promoted = operator.post(f"/v1/models/{candidate}/promote", json={"reason": "reviewed"})
+        assert promoted.status_code == 200, promoted.text
         promoted_at = time.monotonic()
 
         registry = admin.get("/v1/models").json()
@@ -124,11 +137,8 @@ def test_a_retrain_is_promoted_and_the_scoring_worker_decides_with_it(stack: Sta
         assert version["bias"]["summary"]["identities_over_limit"] == 0
         assert version["params"]["label_weight"] == 5.0
         event = admin.get("/v1/models/events").json()["events"][0]
-        assert (event["action"], event["actor"], event["to"]) == (
-            "auto_promote",
-            f"retrain job {job['id']}",
-            candidate,
-        )
+        assert (event["action"], event["to"], event["reason"]) == ("promote", candidate, "reviewed")
+        assert "operator key" in event["actor"]
 
         def decided_by_candidate() -> bool:
             posted = submitter.post(
@@ -148,7 +158,7 @@ def test_a_retrain_is_promoted_and_the_scoring_worker_decides_with_it(stack: Sta
 def test_bad_promotions_and_requests_are_refused_and_the_active_model_stays(
     stack: Stack,
 ) -> None:
-    with stack.client("news-admin") as admin, stack.client("news-moderator") as moderator:
+    with stack.client("news-operator") as admin, stack.client("news-moderator") as moderator:
         active = admin.get("/v1/models").json()["active"]
         unknown = admin.post("/v1/models/tfidf-lr-000000000000/promote", json={"reason": "try"})
         assert unknown.status_code == 404
@@ -184,7 +194,7 @@ def test_a_training_worker_killed_mid_job_fails_the_job_and_registers_nothing(
     small = stack.extra_env["MODERATION_TRAINING_DATA_DIR"]
     stack.extra_env["MODERATION_TRAINING_DATA_DIR"] = str(big)
     _start_training_worker(stack, "training-big")
-    with stack.client("news-admin") as admin, stack.client() as submitter:
+    with stack.client("news-operator") as admin, stack.client() as submitter:
         before = admin.get("/v1/models").json()
         job_id = admin.post("/v1/models/retrain").json()["id"]
         running = wait_until(

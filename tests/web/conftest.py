@@ -1,8 +1,11 @@
-"""Fixtures for the moderator pages: an app with only the web router over a real database."""
+"""Fixtures for the moderator pages: an app with only the web router over a real database, and
+a real headless Chromium for the browser tests."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from limits.aio.storage import MemoryStorage
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import web
@@ -23,6 +27,33 @@ from service.core.tables import Author, Comment, CommentStatus, Decision, utcnow
 from service.http.quotas import QuotaRules, Quotas
 from service.rules.reasons import reason_tags
 from service.sites.keys import create_key, get_or_create_site
+
+CHROMIUM = os.environ.get("MODERATION_TEST_CHROMIUM", "/usr/bin/chromium")
+# The flags that work on a machine with no display, no GPU, no network and running as root.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        if os.environ.get("MODERATION_TEST_REQUIRE_BROWSER"):
+            pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium")
+        pytest.skip(f"no Chromium at {CHROMIUM} (`make test` installs it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @dataclass
@@ -103,7 +134,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     with session_scope(made.sessions) as session:
         for site_name, role in (
             ("news", "moderator"),
-            ("news", "admin"),
+            ("news", "site_admin"),
             ("news", "submitter"),
             ("other", "moderator"),
         ):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from service.core.db import session_scope
 from service.sites.keys import create_key, revoke_key
@@ -20,33 +17,6 @@ pytestmark = pytest.mark.integration
 
 # A 2-core machine running the stack and the browser together can be slow to repaint.
 expect.set_options(timeout=10_000)
-
-CHROMIUM = os.environ.get("MODERATION_TEST_CHROMIUM", "/usr/bin/chromium")
-# The flags that work on a machine with no display, no GPU, no network and running as root.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        if os.environ.get("MODERATION_TEST_REQUIRE_BROWSER"):
-            pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium")
-        pytest.skip(f"no Chromium at {CHROMIUM} (`make test` installs it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

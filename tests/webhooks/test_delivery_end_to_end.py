@@ -115,7 +115,7 @@ STACK = StackSpec(env={**FAST_RETRIES, **ALLOW_LOOPBACK}, beat=True, workers=(WE
 
 def _set_webhook(stack: Stack, url: str, secret: str | None = None) -> dict[str, Any]:
     body = {"url": url} if secret is None else {"url": url, "secret": secret}
-    with stack.client("news-admin") as admin:
+    with stack.client("news-site_admin") as admin:
         response = admin.put("/v1/sites/news/webhook", json=body)
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -159,7 +159,7 @@ def test_a_decided_comment_is_posted_signed_to_the_site_backend(
         timeout=10,
     )
     assert [a["status_code"] for a in delivery["attempts"]] == [200]
-    with stack.client("news-admin") as admin:
+    with stack.client("news-site_admin") as admin:
         shown = admin.get("/v1/sites/news/webhook").json()
     assert shown == {
         "site": "news",
@@ -238,7 +238,7 @@ def test_a_dead_or_hanging_receiver_does_not_hold_up_decisions(
     stack: Stack, receiver: Receiver
 ) -> None:
     _set_webhook(stack, f"{receiver.base_url}/slow")
-    with stack.client("news-admin") as admin:
+    with stack.client("news-operator") as admin:
         dead = admin.put(
             "/v1/sites/other/webhook", json={"url": f"http://127.0.0.1:{free_port()}/"}
         )
@@ -269,7 +269,7 @@ def test_a_dead_or_hanging_receiver_does_not_hold_up_decisions(
         lambda: [d for d in _deliveries(stack, hanging["id"]) if d["status"] == "delivered"],
         timeout=30,
     )
-    with stack.client("news-admin") as admin:
+    with stack.client("news-operator") as admin:
         assert admin.delete("/v1/sites/other/webhook").status_code == 204
 
 
@@ -292,7 +292,7 @@ def test_a_dead_or_hanging_receiver_does_not_hold_up_decisions(
 def test_a_bad_webhook_is_refused_with_422_and_changes_nothing(
     stack: Stack, body: dict[str, str], field: str
 ) -> None:
-    with stack.client("news-admin") as admin:
+    with stack.client("news-site_admin") as admin:
         before = admin.get("/v1/sites/news/webhook").json()
         sent = {k: v.format(port=stack.port) for k, v in body.items()}
         response = admin.put("/v1/sites/news/webhook", json=sent)
@@ -301,7 +301,7 @@ def test_a_bad_webhook_is_refused_with_422_and_changes_nothing(
         assert admin.get("/v1/sites/news/webhook").json() == before
 
 
-def test_only_admins_configure_webhooks_and_keys_see_their_own_site_deliveries(
+def test_only_admins_configure_webhooks_each_its_own_and_keys_see_their_own_deliveries(
     stack: Stack,
 ) -> None:
     body = {"url": "https://news.example/hook"}
@@ -310,9 +310,11 @@ def test_only_admins_configure_webhooks_and_keys_see_their_own_site_deliveries(
         assert moderator.get("/v1/sites/news/webhook").status_code == 403
     with stack.client("news-submitter") as submitter:
         assert submitter.get("/v1/webhooks/deliveries").status_code == 403
-    with stack.client("news-admin") as admin:
-        assert admin.put("/v1/sites/nowhere/webhook", json=body).status_code == 404
-        assert admin.get("/v1/sites/nowhere/webhook").status_code == 404
+    with stack.client("news-operator") as operator:
+        assert operator.put("/v1/sites/nowhere/webhook", json=body).status_code == 404
+        assert operator.get("/v1/sites/nowhere/webhook").status_code == 404
+    with stack.client("news-site_admin") as admin:
+        assert admin.put("/v1/sites/other/webhook", json=body).status_code == 403
         deliveries = admin.get("/v1/webhooks/deliveries", params={"limit": 200}).json()
     assert deliveries["deliveries"], "an admin reads its own site's deliveries"
     assert {d["payload"]["site"] for d in deliveries["deliveries"]} == {"news"}
