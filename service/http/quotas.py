@@ -97,55 +97,49 @@ class Quotas:
         stats = await self._limiter.get_window_stats(item, *identifiers)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
+    async def _wait(self, item: RateLimitItem, *identifiers: str, count: bool) -> int | None:
+        """Seconds to wait when `identifiers` are over `item` (counting this request when
+        `count`), else None; None too when Redis is away: the request is let through."""
+        try:
+            if count:
+                allowed = await self._limiter.hit(item, *identifiers)
+            else:
+                allowed = await self._limiter.test(item, *identifiers)
+            return None if allowed else await self._retry_after(item, *identifiers)
+        except Exception as exc:
+            log.warning("quota_unavailable", error=str(exc)[:200])
+            return None
+
     async def charge_key(
         self, key_id: int, *, per_second: float | None = None, burst: int | None = None
     ) -> None:
         """Count one request of the key; RateLimited when it is over its quota (its site's
         `per_second` and `burst` where set, else the deployment's)."""
         item = self.rules.key_item(per_second, burst)
-        try:
-            allowed = await self._limiter.hit(item, "key", str(key_id))
-            if allowed:
-                return
-            retry_after = await self._retry_after(item, "key", str(key_id))
-        except Exception as exc:  # Redis away: let the request through
-            log.warning("quota_unavailable", error=str(exc)[:200])
-            return
-        raise RateLimited(
-            f"this key is over its quota of {burst or self.rules.burst} requests at once, "
-            f"{per_second or self.rules.per_second:g} a second; retry in {retry_after} s",
-            retry_after=retry_after,
-        )
+        wait = await self._wait(item, "key", str(key_id), count=True)
+        if wait is not None:
+            raise RateLimited(
+                f"this key is over its quota of {burst or self.rules.burst} requests at once, "
+                f"{per_second or self.rules.per_second:g} a second; retry in {wait} s",
+                retry_after=wait,
+            )
 
     async def check_address(self, address: str) -> None:
         """RateLimited when the address failed to authenticate too often of late."""
-        item = self.rules.failures
-        try:
-            if await self._limiter.test(item, "auth-failed", address):
-                return
-            retry_after = await self._retry_after(item, "auth-failed", address)
-        except Exception as exc:
-            log.warning("quota_unavailable", error=str(exc)[:200])
-            return
-        raise RateLimited(
-            f"too many failed authentications from this address; retry in {retry_after} s",
-            retry_after=retry_after,
-        )
+        wait = await self._wait(self.rules.failures, "auth-failed", address, count=False)
+        if wait is not None:
+            raise RateLimited(
+                f"too many failed authentications from this address; retry in {wait} s",
+                retry_after=wait,
+            )
 
     async def charge_address(self, address: str) -> None:
         """Count one request without a key from the address; RateLimited over its quota."""
-        item = self.rules.anonymous
-        try:
-            if await self._limiter.hit(item, "anonymous", address):
-                return
-            retry_after = await self._retry_after(item, "anonymous", address)
-        except Exception as exc:
-            log.warning("quota_unavailable", error=str(exc)[:200])
-            return
-        raise RateLimited(
-            f"too many requests from this address; retry in {retry_after} s",
-            retry_after=retry_after,
-        )
+        wait = await self._wait(self.rules.anonymous, "anonymous", address, count=True)
+        if wait is not None:
+            raise RateLimited(
+                f"too many requests from this address; retry in {wait} s", retry_after=wait
+            )
 
     async def count_failure(self, address: str, *, key_prefix: str, reason: str) -> None:
         """Count and log a failed authentication (never the key itself: its prefix)."""

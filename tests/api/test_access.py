@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from service.core.db import session_scope
-from service.core.tables import Comment, ModelEvent, ModelVersion
+from service.core.tables import Comment, ModelEvent, ModelVersion, Site, TrainingJob
 from service.models.registry import active_version
 from service.sites.keys import create_key
 from tests.factories import TOXIC, comment
@@ -39,6 +39,7 @@ class World:
     stack: Stack
     keys: dict[str, str]  # "news-moderator" -> plain key
     held: dict[str, str]  # site -> id of a held comment
+    jobs: dict[str, str]  # site -> id of a finished retraining job
 
 
 # The matrix sets webhooks to a receiver on this machine: allowed here, as a deployment would
@@ -59,7 +60,17 @@ def world(stack: Stack) -> World:
             )
         assert response.json()["status"] == "held", response.text
         held[site] = response.json()["id"]
-    return World(stack, stack.keys, held)
+    jobs = {}
+    with session_scope(stack.sessions) as session:
+        for site in ("news", "other"):
+            site_id = session.scalar(select(Site.id).where(Site.name == site))
+            job = TrainingJob(site_id=site_id, status="failed", stage="failed")
+            session.add(job)
+            session.flush()
+            job.active_slot = None  # finished: the one live slot is free for the next
+            session.flush()
+            jobs[site] = job.id
+    return World(stack, stack.keys, held, jobs)
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,8 @@ class Endpoint:
     # target is named by a comment id (another site's ids look missing, to every key), "site"
     # when it is a site-wide resource reached with ?site= (operators only), "named" for admin
     # routes that name the site themselves (a site admin its own, an operator any), "named404"
-    # for keys named by prefix (another site's look missing to a site admin).
+    # for keys named by prefix (another site's look missing to a site admin), "id-operator"
+    # for other ids that look missing to every key but an operator's.
     other: str
     body: Callable[[World, str], Any] | None = None
 
@@ -103,8 +115,19 @@ ENDPOINTS = [
     Endpoint("submit", "POST", lambda w, s: "/v1/comments", SUBMIT, "own-only",
              lambda w, s: comment(f"m-{uuid.uuid4().hex}", "Thanks for the report.")),
     Endpoint("read comment", "GET", lambda w, s: f"/v1/comments/{w.held[s]}", ANY, "404"),
+    Endpoint("read by external id", "GET", lambda w, s: f"/v1/comments/by-external-id/held-{s}",
+             ANY, "404"),
     Endpoint("score", "POST", lambda w, s: "/v1/score", ANY, "own-only",
              lambda w, s: {"texts": ["hello"]}),
+    Endpoint("perspective analyze", "POST", lambda w, s: "/v1alpha1/comments:analyze", ANY,
+             "own-only", lambda w, s: {"comment": {"text": "Thanks for the report."},
+                                       "requestedAttributes": {"TOXICITY": {}}}),
+    Endpoint("perspective suggest", "POST", lambda w, s: "/v1alpha1/comments:suggestscore", ANY,
+             "own-only", lambda w, s: {"comment": {"text": "Thanks for the report."},
+                                       "attributeScores": {"TOXICITY": {
+                                           "summaryScore": {"value": 0}}}}),
+    Endpoint("openai moderation", "POST", lambda w, s: "/v1/moderations", ANY, "own-only",
+             lambda w, s: {"input": "Thanks for the report."}),
     Endpoint("queue", "GET", lambda w, s: f"/v1/queue{_site_q(s)}", MODERATE, "site"),
     Endpoint("review", "POST", lambda w, s: f"/v1/comments/{w.held[s]}/review", MODERATE, "404",
              lambda w, s: {"action": "reject", "reason": "ABUSIVE"}),
@@ -143,6 +166,8 @@ ENDPOINTS = [
     Endpoint("list models", "GET", lambda w, s: "/v1/models", MODERATE, "own-only"),
     Endpoint("model events", "GET", lambda w, s: "/v1/models/events", MODERATE, "own-only"),
     Endpoint("training jobs", "GET", lambda w, s: "/v1/models/jobs", MODERATE, "own-only"),
+    Endpoint("training job", "GET", lambda w, s: f"/v1/models/jobs/{w.jobs[s]}", MODERATE,
+             "id-operator"),
     Endpoint("read model", "GET", lambda w, s: f"/v1/models/{_active_version(w)}", MODERATE,
              "own-only"),
     Endpoint("set shadow", "PUT", lambda w, s: "/v1/models/shadow", OPERATOR, "own-only",
@@ -174,8 +199,13 @@ CASES = [
 @pytest.mark.parametrize(("endpoint", "role", "target"), CASES)
 def test_authorisation_matrix(world: World, endpoint: Endpoint, role: str, target: str) -> None:
     body = endpoint.body(world, target) if endpoint.body else None
-    with world.stack.client(f"news-{role}") as client:
-        response = client.request(endpoint.method, endpoint.path(world, target), json=body)
+    # Google's clients send the key in their own header; the others, as a bearer token.
+    google = endpoint.path(world, target).startswith("/v1alpha1/")
+    key = {"X-Goog-Api-Key": world.keys[f"news-{role}"]} if google else None
+    with world.stack.client("" if google else f"news-{role}") as client:
+        response = client.request(
+            endpoint.method, endpoint.path(world, target), json=body, headers=key
+        )
     expected = _expected(endpoint, role, target)
     got = "2xx" if response.is_success else str(response.status_code)
     assert got == expected, response.text
