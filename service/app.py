@@ -22,7 +22,9 @@ from service.core.broker import NOOP_DECIDE, SCORE_COMMENT, Enqueuer, make_celer
 from service.core.db import make_engine, make_session_factory
 from service.core.logs import configure_logging
 from service.core.settings import Settings, get_settings
+from service.http.caller import Caller
 from service.http.errors import install_error_handlers
+from service.http.key_cache import KeyCache
 from service.http.limits import BodySizeLimit
 from service.http.quotas import QuotaRules, Quotas
 from service.http.state import AppState
@@ -53,7 +55,8 @@ async def _open_state(settings: Settings) -> AppState:
     client = aioredis.from_url(
         redis_url(settings), socket_connect_timeout=2, health_check_interval=15
     )
-    waiters = DecisionWaiters(client)
+    keys: KeyCache[Caller] = KeyCache()
+    waiters = DecisionWaiters(client, on_keys_changed=keys.forget, on_subscribed=keys.set_live)
     await waiters.start()
     with contextlib.suppress(TimeoutError):  # Redis may be down; requests still work
         await asyncio.wait_for(waiters.subscribed.wait(), timeout=5)
@@ -86,6 +89,7 @@ async def _open_state(settings: Settings) -> AppState:
                 anonymous_per_minute=settings.anonymous_requests_per_minute,
             ),
         ),
+        keys=keys,
     )
 
 

@@ -20,7 +20,8 @@ from service.core.broker import (
 )
 from service.core.db import session_scope
 from service.core.tables import utcnow
-from service.webhooks.delivery import RetryPolicy, attempt_delivery, due_deliveries
+from service.webhooks.delivery import RetryPolicy, attempt_delivery
+from service.webhooks.lease import due_deliveries
 from workers.app import app, resources
 
 __all__ = ["deliver_webhook", "noop_decide", "retry_webhooks", "score_comment", "sweep_pending"]

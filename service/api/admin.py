@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from service.api.schemas import KeyIn, PolicyIn, QuotaIn, SiteIn
 from service.core.tables import Role
 from service.http.deps import AdminKey, OperatorKey, State, require_site
+from service.http.followups import announce_keys_changed
 from service.http.units import in_session
 from service.sites.keys import (
     check_grant,
@@ -84,7 +85,9 @@ async def put_quota(
             actor=caller.actor,
         )
 
-    return await in_session(state, write)
+    answer = await in_session(state, write)
+    await announce_keys_changed(state)
+    return answer
 
 
 @router.get("/keys", summary="API keys (never the keys themselves)")
@@ -126,7 +129,9 @@ async def delete_key(prefix: str, caller: AdminKey, state: State) -> dict[str, A
         managed_key(session, prefix[:10], by_role=caller.role, by_site_id=caller.site_id)
         return key_view(revoke_key(session, prefix[:10]))
 
-    return await in_session(state, write)
+    answer = await in_session(state, write)
+    await announce_keys_changed(state)
+    return answer
 
 
 @router.post("/keys/{prefix}/rotate", status_code=201, summary="Replace a key with a new one")
@@ -146,4 +151,6 @@ async def post_rotate(
         key, plain = rotate_key(session, prefix[:10], grace_seconds=grace_seconds)
         return {**key_view(key), "key": plain}
 
-    return await in_session(state, write)
+    answer = await in_session(state, write)
+    await announce_keys_changed(state)
+    return answer

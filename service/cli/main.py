@@ -6,16 +6,18 @@ import os
 import sys
 from typing import Annotated
 
+import redis
 import typer
 from rich.console import Console
 
 from service.cli.model import register as register_model_commands
 from service.cli.models import register as register_registry_commands
+from service.core.broker import redis_url
 from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.errors import ModerationError
 from service.core.migrate import upgrade_database
-from service.core.settings import get_settings
-from service.sites.keys import create_key, revoke_key
+from service.core.settings import Settings, get_settings
+from service.sites.keys import KEYS_CHANGED, create_key, revoke_key
 
 __all__ = ["app", "main"]
 
@@ -100,6 +102,20 @@ def keys_revoke(
     except ModerationError as exc:
         raise _fail(exc.detail) from None
     typer.echo(f"revoked {prefix[:10]}…")
+    _announce_keys_changed(settings)
+
+
+def _announce_keys_changed(settings: Settings) -> None:
+    """Make every running API process forget the keys it remembered, at once."""
+    try:
+        client = redis.Redis.from_url(redis_url(settings), socket_connect_timeout=2)
+        with client:
+            client.publish(KEYS_CHANGED, b"")
+    except redis.RedisError as exc:
+        err.print(
+            f"[yellow]could not reach Redis ({exc}): an API running elsewhere stops accepting "
+            "the key within 30 s[/yellow]"
+        )
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from service.core.errors import AuthError, Forbidden
 from service.core.tables import Role
+from service.http.caller import Caller
 from service.http.state import AppState, state_of
 from service.http.units import in_session
-from service.sites.keys import authenticate
+from service.sites.keys import authenticate, hash_key
 from service.sites.sites import get_site
 
 __all__ = [
@@ -36,32 +37,40 @@ __all__ = [
 State = Annotated[AppState, Depends(state_of)]
 
 
-@dataclass(frozen=True)
-class Caller:
-    """The authenticated key, detached from any session."""
-
-    key_id: int
-    site_id: int
-    site_name: str
-    role: str
-    key_prefix: str = ""
-    key_name: str = ""
-    # The site's own quota for its keys, where an operator set one.
-    quota_per_second: float | None = None
-    quota_burst: int | None = None
-
-    @property
-    def actor(self) -> str:
-        """Who did it, for reviews and the audit trail: the key's name and prefix."""
-        label = f"{self.role} key {self.key_prefix}"
-        return f"{self.key_name} ({label})" if self.key_name else label
-
-
 def bearer(authorization: str | None) -> str | None:
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
+
+
+async def _authenticated(state: AppState, plain: str | None) -> Caller:
+    """The key's caller, from this process's cache while it can be trusted, else the
+    database; AuthError for a missing, unknown or revoked key."""
+    digest = hash_key(plain) if plain else ""
+    cached = state.keys.get(digest) if plain else None
+    if cached is not None:
+        return cached
+    generation = state.keys.generation
+
+    def lookup(session: Session) -> tuple[Caller, datetime | None]:
+        key = authenticate(session, plain)
+        site = key.site
+        caller = Caller(
+            key.id,
+            key.site_id,
+            site.name,
+            key.role,
+            key.prefix,
+            key.name,
+            quota_per_second=site.key_requests_per_second,
+            quota_burst=site.key_burst,
+        )
+        return caller, key.revoked_at
+
+    caller, revoked_at = await in_session(state, lookup)
+    state.keys.put(digest, caller, revoked_at=revoked_at, generation=generation)
+    return caller
 
 
 async def caller_of(
@@ -79,22 +88,8 @@ async def caller_of(
     if address is not None and not quotas.vouched(plain):
         await quotas.check_address(address)
 
-    def lookup(session: Session) -> Caller:
-        key = authenticate(session, plain)
-        site = key.site
-        return Caller(
-            key.id,
-            key.site_id,
-            site.name,
-            key.role,
-            key.prefix,
-            key.name,
-            quota_per_second=site.key_requests_per_second,
-            quota_burst=site.key_burst,
-        )
-
     try:
-        caller = await in_session(state, lookup)
+        caller = await _authenticated(state, plain)
     except AuthError as exc:  # name where this caller put the key (a header, or ?key=)
         if address is not None:
             prefix = (plain or "")[:10]

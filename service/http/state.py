@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from fastapi import Request
@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.broker import Enqueuer
 from service.core.settings import Settings
+from service.http.caller import Caller
+from service.http.key_cache import KeyCache
 from service.http.quotas import Quotas
 from service.http.waiters import DecisionWaiters
 from service.models.holder import ModelHolder
@@ -28,6 +30,8 @@ class AppState:
     waiters: DecisionWaiters
     models: ModelHolder
     quotas: Quotas
+    # Unused (always asks the database) until the waiters' subscription says it is live.
+    keys: KeyCache[Caller] = field(default_factory=KeyCache)
 
 
 def state_of(request: Request) -> AppState:

@@ -1,13 +1,15 @@
 """Hand decisions published by workers to the API requests waiting for them.
 
 One Redis subscription per API process serves every waiting request: a request registers a
-future under its comment id before the comment is enqueued, and the listener resolves it.
+future under its comment id before the comment is enqueued, and the listener resolves it. The
+same subscription hears that a key changed (`KEYS_CHANGED`), for the process's key cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,6 +17,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from service.comments.notify import DECISIONS_CHANNEL
+from service.sites.keys import KEYS_CHANGED
 
 __all__ = ["DecisionWaiters"]
 
@@ -22,8 +25,15 @@ log = structlog.get_logger(__name__)
 
 
 class DecisionWaiters:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        on_keys_changed: Callable[[], None] = lambda: None,
+        on_subscribed: Callable[[bool], None] = lambda live: None,
+    ) -> None:
         self._client = client
+        self._on_keys_changed, self._on_subscribed = on_keys_changed, on_subscribed
         self._waiting: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
@@ -70,15 +80,22 @@ class DecisionWaiters:
         while True:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(DECISIONS_CHANNEL)
+                await pubsub.subscribe(DECISIONS_CHANNEL, KEYS_CHANGED)
                 self.subscribed.set()
+                self._on_subscribed(True)
                 async for message in pubsub.listen():
-                    if message["type"] == "message":
+                    if message["type"] != "message":
+                        continue
+                    if message["channel"] == KEYS_CHANGED.encode():
+                        self._on_keys_changed()
+                    else:
                         self._deliver(message["data"])
             except asyncio.CancelledError:
+                self._on_subscribed(False)
                 raise
             except Exception as exc:
                 self.subscribed.clear()
+                self._on_subscribed(False)
                 log.warning("decision_listener_lost", error=str(exc))
                 await asyncio.sleep(0.5)
             finally:

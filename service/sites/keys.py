@@ -14,6 +14,7 @@ from service.core.errors import AuthError, Forbidden, InvalidInput, NotFound
 from service.core.tables import ApiKey, Role, Site, utcnow
 
 __all__ = [
+    "KEYS_CHANGED",
     "KEY_PREFIX",
     "UNKNOWN_KEY",
     "authenticate",
@@ -29,6 +30,9 @@ __all__ = [
 ]
 
 UNKNOWN_KEY = "unknown or revoked API key"
+# Announced on Redis after a key is revoked or rotated or a site's quota changes, so that
+# every API process forgets the keys it remembered (service/http/key_cache.py).
+KEYS_CHANGED = "moderation:keys-changed"
 
 KEY_PREFIX = "mk_"
 

@@ -24,6 +24,7 @@ from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.migrate import upgrade_database
 from service.core.settings import Settings
 from service.core.tables import Author, Comment, CommentStatus, Decision, utcnow
+from service.http.key_cache import KeyCache
 from service.http.quotas import QuotaRules, Quotas
 from service.rules.reasons import reason_tags
 from service.sites.keys import create_key, get_or_create_site
@@ -170,6 +171,7 @@ def app(site: Site, sent: SentTasks) -> FastAPI:
         sessions=site.sessions,
         enqueue=SimpleNamespace(app=sent),
         quotas=Quotas(MemoryStorage(), rules),  # the real limiter, counting in this process
+        keys=KeyCache(),  # never live here: every sign-in asks the database
     )
     return application
 

@@ -29,12 +29,8 @@ from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.tables import WebhookAttempt, WebhookDelivery, utcnow
 from service.sites.keys import get_or_create_site
 from service.webhooks.config import COMMENT_DECIDED, DeliveryStatus, record_event
-from service.webhooks.delivery import (
-    RetryPolicy,
-    attempt_delivery,
-    due_deliveries,
-    lease_delivery,
-)
+from service.webhooks.delivery import RetryPolicy, attempt_delivery
+from service.webhooks.lease import due_deliveries, lease_delivery
 from tests.factories import comment
 from tests.stack import Stack, StackSpec, wait_until
 

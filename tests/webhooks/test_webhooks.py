@@ -42,9 +42,9 @@ from service.webhooks.delivery import (
     RetryPolicy,
     attempt_delivery,
     backoff_seconds,
-    due_deliveries,
     list_deliveries,
 )
+from service.webhooks.lease import due_deliveries
 from tests.factories import THRESHOLDS, WordModel
 from tests.stack import free_port
 
