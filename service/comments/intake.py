@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
@@ -25,18 +26,56 @@ def _insert(
     session: Session, table: type[Author] | type[Comment]
 ) -> postgresql.Insert | sqlite.Insert:
     """An INSERT of the session's dialect: only the dialects' own can skip a duplicate."""
-    bind = session.get_bind()
-    dialect = bind.dialect.name if isinstance(bind, Engine) else bind.engine.dialect.name
+    dialect = _engine(session).dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 
 
+class _KnownAuthors:
+    """Author ids this process has read, per database: an author's row is never deleted or
+    renumbered, so a site backend's regular commenters cost no query after the first.
+
+    Only ids read back from committed rows are kept, never one this transaction inserted: it
+    may still roll back. Bounded: full, it starts over.
+    """
+
+    SIZE = 50_000
+
+    def __init__(self) -> None:
+        self._ids: weakref.WeakKeyDictionary[Engine, dict[tuple[int, str], int]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self, engine: Engine, site_id: int, external_id: str) -> int | None:
+        known = self._ids.get(engine)
+        return known.get((site_id, external_id)) if known is not None else None
+
+    def put(self, engine: Engine, site_id: int, external_id: str, author_id: int) -> None:
+        known = self._ids.setdefault(engine, {})
+        if len(known) >= self.SIZE:
+            known.clear()
+        known[(site_id, external_id)] = author_id
+
+
+_KNOWN = _KnownAuthors()
+
+
+def _engine(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
 def _author_id(session: Session, site_id: int, external_id: str) -> int:
+    engine = _engine(session)
+    known = _KNOWN.get(engine, site_id, external_id)
+    if known is not None:
+        return known
     found = session.scalar(
         select(Author.id).where(Author.site_id == site_id, Author.external_id == external_id)
     )
     if found is not None:
+        _KNOWN.put(engine, site_id, external_id, found)
         return found
     # Two comments of a new author may arrive at once: let the unique constraint pick one.
     session.execute(

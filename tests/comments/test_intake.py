@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.comments.intake import get_comment, submit_comment
 from service.comments.schemas import CommentIn
-from service.core.db import session_scope
+from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.errors import CommentNotFound, IdempotencyConflict, InvalidInput
+from service.core.migrate import upgrade_database
 from service.core.tables import Author, Comment
 from service.sites.keys import get_or_create_site
 
@@ -91,3 +94,53 @@ def test_same_external_id_on_two_sites_is_two_comments(sessions: sessionmaker[Se
     assert a.comment.id != b.comment.id
     with pytest.raises(CommentNotFound), session_scope(sessions) as session:
         get_comment(session, other, a.comment.id)
+
+
+def _author_queries(sessions: sessionmaker[Session]) -> list[str]:
+    """Statements on the authors table, recorded as the engine runs them."""
+    seen: list[str] = []
+    engine = sessions.kw["bind"]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if "authors" in statement:
+            seen.append(statement.split()[0])
+
+    return seen
+
+
+def test_a_known_author_costs_no_query_and_each_database_keeps_its_own(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    site_id = _site(sessions)
+    seen = _author_queries(sessions)
+    for n in range(3):
+        with session_scope(sessions) as session:
+            submit_comment(session, site_id, _payload(external_id=f"k-{n}"), max_text_chars=100)
+    # New: looked up, inserted, read back. Then once more from its committed row, then never.
+    assert seen == ["SELECT", "INSERT", "SELECT", "SELECT"], seen
+    other_url = f"sqlite:///{tmp_path / 'other.db'}"
+    upgrade_database(other_url)
+    other = make_session_factory(make_engine(other_url))
+    with session_scope(other) as session:
+        get_or_create_site(session, "padding")  # the same site id would mean another row here
+        other_site = get_or_create_site(session, "news").id
+        submitted = submit_comment(session, other_site, _payload(), max_text_chars=100)
+        assert submitted.comment.author_id == session.scalar(
+            select(Author.id).where(Author.site_id == other_site)
+        )
+
+
+def test_an_author_inserted_by_a_rolled_back_submission_is_not_remembered(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id = _site(sessions)
+    with pytest.raises(RuntimeError), session_scope(sessions) as session:
+        submit_comment(session, site_id, _payload(author_id="ghost"), max_text_chars=100)
+        raise RuntimeError("the request failed after the insert")
+    with session_scope(sessions) as session:
+        submitted = submit_comment(
+            session, site_id, _payload(external_id="c-2", author_id="ghost"), max_text_chars=100
+        )
+    with session_scope(sessions) as session:
+        assert get_comment(session, site_id, submitted.comment.id).author.external_id == "ghost"
