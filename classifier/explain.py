@@ -7,14 +7,15 @@ covers all of an ordinary comment (a 10,000-character one has about 2,000 tokens
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 
 import numpy as np
-import scipy.sparse as sp
 
-from classifier.features import WORD_PATTERN, CharNgramFeaturizer, WordNgramFeaturizer
+from classifier.features import WORD_PATTERN, CharNgramFeaturizer, Located, WordNgramFeaturizer
 from classifier.normalize import normalize
 
 __all__ = ["MAX_CHARS", "MAX_TOKENS", "Span", "explain_text"]
@@ -26,7 +27,7 @@ MAX_TOKENS = 4096
 MAX_CHARS = 20_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a third cheaper to make, up to 18 per comment
 class Span:
     """A piece of the original comment: `text == original[start:end]`, with its contribution."""
 
@@ -34,16 +35,6 @@ class Span:
     start: int
     end: int
     weight: float
-
-
-def _values_at(row: sp.csr_matrix, features: np.ndarray) -> np.ndarray:
-    """The row's values at `features` (0 where the row has none), without a Python loop."""
-    order = np.argsort(row.indices)
-    indices, data = row.indices[order], row.data[order]
-    where = np.clip(np.searchsorted(indices, features), 0, max(len(indices) - 1, 0))
-    if len(indices) == 0:
-        return np.zeros(len(features))
-    return np.where(indices[where] == features, data[where], 0.0)
 
 
 def _explained_part(normalized: str) -> tuple[str, list[re.Match[str]]]:
@@ -59,6 +50,11 @@ def _explained_part(normalized: str) -> tuple[str, list[re.Match[str]]]:
     return normalized, matches
 
 
+# One comment's n-gram occurrences and the tokens they credit, as parallel arrays: entry e
+# gives part `fraction[e]` of occurrence `occurrence[e]`'s contribution to token `token[e]`.
+_Credits = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 def explain_text(
     text: str,
     *,
@@ -67,135 +63,180 @@ def explain_text(
     word_weights: np.ndarray,
     char_weights: np.ndarray,
     top_k: int = 5,
+    columns: Sequence[int] | None = None,
+    located: tuple[Located, Located] | None = None,
 ) -> list[list[Span]]:
     """Spread each n-gram's contribution (tf-idf value x weight) over the word tokens it covers.
 
-    `word_weights` and `char_weights` hold one column per attribute to explain, so several
-    attributes cost one pass over the text. Word n-grams share their contribution equally
-    among their tokens; character n-grams among the tokens they overlap (a char n-gram lives
-    inside one whitespace-separated word, which may hold several tokens, e.g. "don't").
-    Returns, per column, the `top_k` tokens with a positive total, largest first, with
-    offsets into the original `text`. Only the start of a very long text is explained (see
-    `MAX_TOKENS` and `MAX_CHARS`).
+    `word_weights` and `char_weights` hold one column per attribute, of which `columns` (all
+    by default) are explained; only the rows of the comment's own n-grams are read, so the
+    full weight matrices are passed as they are, never copied. Word n-grams share their
+    contribution equally among their tokens; character n-grams among the tokens they overlap
+    (a char n-gram lives inside one whitespace-separated word, which may hold several tokens,
+    e.g. "don't"). Returns, per column, the `top_k` tokens with a positive total, largest
+    first, with offsets into the original `text`. Only the start of a very long text is
+    explained (see `MAX_TOKENS` and `MAX_CHARS`). `located`, the text's word and char
+    n-grams as scoring found them (`ToxicityModel.featurize`), saves finding them again.
     """
-    columns = word_weights.shape[1]
+    width = word_weights.shape[1] if columns is None else len(columns)
     full, offsets = normalize(text)
     normalized, matches = _explained_part(full)
     if not matches or top_k <= 0:
-        return [[] for _ in range(columns)]
-    starts = np.fromiter((m.start() for m in matches), dtype=np.int64, count=len(matches))
-    ends = np.fromiter((m.end() for m in matches), dtype=np.int64, count=len(matches))
-    scores = np.zeros((len(matches), columns))
-    tokens = [m.group() for m in matches]
-    _add_word_contributions(scores, normalized, tokens=tokens, word=word, weights=word_weights)
-    _add_char_contributions(
-        scores, normalized, starts=starts, ends=ends, char=char, weights=char_weights
-    )
-    return [
-        _top_spans(column, text, offsets=offsets, starts=starts, ends=ends, top_k=top_k)
-        for column in scores.T
-    ]
-
-
-def _add_word_contributions(
-    scores: np.ndarray,
-    normalized: str,
-    *,
-    tokens: list[str],
-    word: WordNgramFeaturizer,
-    weights: np.ndarray,
-) -> None:
-    """Add each word n-gram's contribution to `scores`, shared equally among its tokens."""
-    features, firsts, lengths = word.occurrences(tokens)
+        return [[] for _ in range(width)]
+    n_tokens, n_word = len(matches), len(word.idf_)
+    starts = np.fromiter(map(re.Match.start, matches), dtype=np.int64, count=n_tokens)
+    ends = np.fromiter(map(re.Match.end, matches), dtype=np.int64, count=n_tokens)
+    if located is None or len(normalized) < len(full):  # a cut text has its own n-grams
+        tokens = list(map(re.Match.group, matches))
+        located = word.occurrences(tokens), _char_windows(normalized, char)
+    word_features, word_credits = _word_credits(*located[0])
+    char_features, char_credits = _char_credits(*located[1], starts=starts, ends=ends)
+    # One feature space for both blocks (char features after the word ones, as in the model),
+    # so the comment's sparse row and its weights are gathered once for every attribute.
+    features = np.concatenate((word_features, char_features + n_word))
     if not len(features):
-        return
-    _, inverse, counts = np.unique(features, return_inverse=True, return_counts=True)
-    values = _values_at(word.transform([normalized]), features)
-    # An n-gram's contribution is split among its occurrences, then among each one's tokens.
-    shares = values[:, None] * weights[features] / (counts[inverse] * lengths)[:, None]
-    for k in range(int(lengths.max())):
-        covers = lengths > k
-        np.add.at(scores, firsts[covers] + k, shares[covers])
+        return [[] for _ in range(width)]
+    unique, inverse, share, split = _feature_row(features, word=word, char=char)
+    weights = np.concatenate((word_weights[unique[:split]], char_weights[unique[split:] - n_word]))
+    if columns is not None:
+        weights = weights[:, columns]
+    occurrence, token, fraction = (
+        np.concatenate((w, c)) for w, c in zip(word_credits, char_credits, strict=True)
+    )
+    occurrence[len(word_credits[0]) :] += len(word_features)  # char occurrences come second
+    scores = _token_scores((occurrence, token, fraction), inverse, share, weights, n_tokens)
+    return _top_spans(scores, text, offsets=offsets, starts=starts, ends=ends, top_k=top_k)
 
 
-def _add_char_contributions(
-    scores: np.ndarray,
-    normalized: str,
+def _feature_row(
+    features: np.ndarray, *, word: WordNgramFeaturizer, char: CharNgramFeaturizer
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The comment's TF-IDF row from its occurrences: (features, occurrence -> position in
+    them, each feature's value divided among its occurrences, number of word features).
+
+    The same values `transform` gives (sublinear tf, idf, l2 norm per block), computed from
+    the occurrences already found rather than by featurising the text again. `np.unique`,
+    spelled out: its Python layers cost more than its sort for a comment's few hundred.
+    """
+    order = features.argsort()
+    ordered = features[order]
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = first.cumsum() - 1
+    starts = first.nonzero()[0]
+    unique = ordered[starts]
+    counts = np.empty(len(starts), dtype=np.int64)
+    counts[:-1] = starts[1:] - starts[:-1]
+    counts[-1] = len(ordered) - starts[-1]
+    n_word = len(word.idf_)
+    split = int(unique.searchsorted(n_word))
+    idf = np.concatenate((word.idf_[unique[:split]], char.idf_[unique[split:] - n_word]))
+    values = (np.log(counts) + 1.0) * idf
+    for block in (values[:split], values[split:]):
+        norm = math.sqrt(float(block.dot(block)))
+        block /= norm if norm > 0.0 else 1.0
+    share: np.ndarray = values / counts
+    return unique, inverse, share, split
+
+
+def _word_credits(
+    features: np.ndarray, firsts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, _Credits]:
+    """The word n-gram occurrences (features) and their credits: equal among their tokens."""
+    occurrence = np.arange(len(features)).repeat(lengths)
+    # Entry e of occurrence o credits token firsts[o] + (e - first entry of o).
+    token = (firsts - lengths.cumsum() + lengths).repeat(lengths) + np.arange(len(occurrence))
+    return features, (occurrence, token, 1.0 / lengths[occurrence])
+
+
+def _char_windows(normalized: str, char: CharNgramFeaturizer) -> Located:
+    """The vocabulary char n-grams of `normalized`: (features, window starts, lengths)."""
+    codes, window_starts, lengths = char.windows([normalized])
+    features = char.lookup(codes)
+    hit = (features >= 0).nonzero()[0]
+    return features[hit], window_starts[hit], lengths[hit]
+
+
+def _char_credits(
+    features: np.ndarray,
+    window_starts: np.ndarray,
+    lengths: np.ndarray,
     *,
     starts: np.ndarray,
     ends: np.ndarray,
-    char: CharNgramFeaturizer,
-    weights: np.ndarray,
-) -> None:
-    """Add each char n-gram's contribution to `scores`, shared among the tokens it overlaps."""
-    codes, window_starts, lengths = char.windows([normalized])
-    features = char.lookup(codes)
-    hit = features >= 0
-    features = features[hit]
-    # Padded-text positions are one ahead of the normalised text (the leading pad space).
-    begins = window_starts[hit] - 1
-    finishes = begins + lengths[hit]
-    firsts = np.searchsorted(ends, begins, side="right")
-    lasts = np.searchsorted(starts, finishes, side="left")
-    on_words = firsts < lasts  # a window of only spaces or punctuation credits no word
-    if not on_words.any():
-        return
-    _, inverse, counts = np.unique(features, return_inverse=True, return_counts=True)
-    values = _values_at(char.transform([normalized]), features)
-    shares = (values / counts[inverse])[:, None] * weights[features]
-    single = on_words & (lasts - firsts == 1)
-    np.add.at(scores, firsts[single], shares[single])
-    across = np.flatnonzero(on_words & ~single)
-    if len(across):
-        _add_across_tokens(
-            scores,
-            shares[across],
-            tokens=(firsts[across], lasts[across]),
-            windows=(begins[across], finishes[across]),
-            bounds=(starts, ends),
-        )
+) -> tuple[np.ndarray, _Credits]:
+    """The char n-gram occurrences (features) and their credits to the tokens they overlap.
 
-
-def _add_across_tokens(
-    scores: np.ndarray,
-    shares: np.ndarray,
-    *,
-    tokens: tuple[np.ndarray, np.ndarray],
-    windows: tuple[np.ndarray, np.ndarray],
-    bounds: tuple[np.ndarray, np.ndarray],
-) -> None:
-    """Share windows that cross tokens ("don't") among them by how many characters each holds.
-
-    Rare in ordinary text but every window of "p.m.p.m." crosses one, so this is one array
-    pass over (window, token) pairs: a window of n characters touches at most n tokens.
+    A window is shared among the tokens it overlaps by how many of its characters each holds:
+    all of it for one inside a single token, a part of it for one that crosses tokens
+    ("don't", every window of "p.m.p.m."). A window of n characters touches at most n tokens.
     """
-    (firsts, lasts), (begins, finishes), (starts, ends) = tokens, windows, bounds
-    k = np.arange(int((lasts - firsts).max()))
-    touched = firsts[:, None] + k
-    inside = touched < lasts[:, None]
-    touched = np.minimum(touched, len(starts) - 1)  # padding cells, masked out below
-    overlap = np.minimum(ends[touched], finishes[:, None]) - np.maximum(
-        starts[touched], begins[:, None]
-    )
-    overlap = np.where(inside, overlap, 0)
-    fraction = overlap / overlap.sum(axis=1, keepdims=True)
-    np.add.at(scores, touched[inside], (shares[:, None, :] * fraction[:, :, None])[inside])
+    # Padded-text positions are one ahead of the normalised text (the leading pad space).
+    begins = window_starts - 1
+    finishes = begins + lengths
+    firsts = ends.searchsorted(begins, side="right")
+    spanned = starts.searchsorted(finishes, side="left") - firsts
+    # A window of only spaces or punctuation overlaps no token and credits no word.
+    on_words = spanned.nonzero()[0]
+    touches = spanned[on_words]
+    owner = on_words.repeat(touches)
+    entry_starts = touches.cumsum() - touches
+    token = (firsts[on_words] - entry_starts).repeat(touches) + np.arange(len(owner))
+    if len(owner) == len(on_words):  # no window crosses tokens: each credits one wholly
+        return features, (owner, token, np.ones(len(owner)))
+    overlap = np.minimum(ends[token], finishes[owner]) - np.maximum(starts[token], begins[owner])
+    totals = np.add.reduceat(overlap, entry_starts)
+    return features, (owner, token, overlap / totals.repeat(touches))
+
+
+def _token_scores(
+    credits: _Credits,
+    feature_of: np.ndarray,
+    share: np.ndarray,
+    weights: np.ndarray,
+    n_tokens: int,
+) -> np.ndarray:
+    """(tokens, columns) scores: the sparse (token x feature) credit matrix times the weights.
+
+    The credit matrix, in coordinate form, holds how much of every feature's value each token
+    is credited (`share` per feature, `feature_of` per occurrence); one product with the
+    comment's weight rows scores every attribute. Summed with one `bincount`, in entry order,
+    so tokens credited alike (a repeated word) get bit-equal scores and keep their order.
+    """
+    occurrence, token, fraction = credits
+    column = feature_of[occurrence]
+    width = weights.shape[1]
+    products = (share[column] * fraction)[:, None] * weights[column]
+    cells = (token * width)[:, None] + np.arange(width)
+    scores = np.bincount(cells.ravel(), weights=products.ravel(), minlength=n_tokens * width)
+    return scores.reshape(n_tokens, width)
 
 
 def _top_spans(
-    column: np.ndarray,
+    scores: np.ndarray,
     text: str,
     *,
     offsets: np.ndarray,
     starts: np.ndarray,
     ends: np.ndarray,
     top_k: int,
-) -> list[Span]:
-    """The `top_k` tokens with a positive score, largest first, as spans of the original text."""
-    order = [i for i in np.argsort(-column, kind="stable")[:top_k] if column[i] > 0]
-    spans = []
-    for i in order:
-        start = int(offsets[starts[i]])
-        stop = int(offsets[ends[i] - 1]) + 1
-        spans.append(Span(text[start:stop], start, stop, float(column[i])))
+) -> list[list[Span]]:
+    """Per column, the `top_k` tokens with a positive score, largest first, as spans of `text`."""
+    order = (-scores).argsort(axis=0, kind="stable")[:top_k].T
+    best = scores[order, np.arange(len(order))[:, None]]
+    chosen = order.ravel()
+    bounds = zip(
+        offsets[starts[chosen]].tolist(), (offsets[ends[chosen] - 1] + 1).tolist(), strict=True
+    )
+    spans: list[list[Span]] = [[] for _ in range(len(order))]
+    for column, value, (start, stop) in zip(
+        np.arange(len(order)).repeat(order.shape[1]).tolist(),
+        best.ravel().tolist(),
+        bounds,
+        strict=True,
+    ):
+        if value > 0:
+            spans[column].append(Span(text[start:stop], start, stop, value))
     return spans

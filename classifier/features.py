@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from itertools import chain
+from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
+from itertools import chain, repeat
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["CharNgramFeaturizer", "WordNgramFeaturizer", "tfidf_weight"]
+__all__ = [
+    "CharNgramFeaturizer",
+    "Located",
+    "NgramOccurrences",
+    "WordNgramFeaturizer",
+    "tfidf_weight",
+]
 
 WORD_PATTERN = re.compile(r"(?u)\b\w+\b")
 _MAX_ALPHABET = 4000  # keeps base**5 below 2**63 so an n-gram code is exact, never a hash
@@ -25,6 +32,11 @@ def _alphabet_cap(longest: int) -> int:
 
 
 _FIT_CHUNK = 4000
+# Codes left after the first probe, times the longest probe sequence, that are probed at once.
+_MATRIX_CELLS = 1 << 14
+# Texts up to this many tokens find their word n-grams by dictionary lookups (see
+# `WordNgramFeaturizer.occurrences`); a longer one with array operations.
+_TERM_LOOKUP_TOKENS = 256
 
 
 def tfidf_weight(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
@@ -87,6 +99,73 @@ def _rolling_codes(
             yield n, code
 
 
+def _text_starts(texts: Sequence[str]) -> np.ndarray:
+    """Where each padded text begins in the string `CharNgramFeaturizer.windows` joins."""
+    return np.cumsum([0] + [len(t.replace("\x00", "")) + 3 for t in texts[:-1]])
+
+
+# One text's vocabulary n-grams, by length then position: (features, positions, lengths).
+Located = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+# A batch's n-gram entries, ordered by length, then text, then position: (keys, features,
+# positions, lengths), and where each text starts among the positions.
+_Entries = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# One n-gram length's hits in a batch: (n, texts, features, positions).
+_Hits = tuple[int, np.ndarray, np.ndarray, np.ndarray]
+# What locates one word n-gram length's hits: (n, texts, features, valid windows, hits).
+_Found = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+class NgramOccurrences:
+    """Where a batch's vocabulary n-grams are, so a text scored in it is explained without
+    featurising it again.
+
+    Entries are ordered by n-gram length, then text, then position, so their keys (length x
+    number of texts + text) ascend and one text's entries are a few slices of them. They are
+    assembled on the first `of`: a batch whose comments are all published costs nothing.
+    """
+
+    def __init__(
+        self, build: Callable[[], _Entries], *, n_texts: int, ngram_range: tuple[int, int]
+    ) -> None:
+        self._build = build
+        self.n_texts = n_texts
+        self.ngram_range = ngram_range
+
+    @cached_property
+    def _entries(self) -> _Entries:
+        # Two threads may both build it; they build the same arrays.
+        return self._build()
+
+    def of(self, text: int) -> Located:
+        """Text `text`'s entries, with positions in its own coordinates, in the order
+        `WordNgramFeaturizer.occurrences` and `CharNgramFeaturizer.windows` give them."""
+        keys, features, positions, lengths, origins = self._entries
+        if self.n_texts == 1:  # a batch of one is the common case: nothing to select
+            return features, positions, lengths
+        low, high = self.ngram_range
+        wanted = np.arange(low, high + 1) * self.n_texts + text
+        first = keys.searchsorted(wanted)
+        sizes = keys.searchsorted(wanted, side="right") - first
+        index = (first - sizes.cumsum() + sizes).repeat(sizes) + np.arange(sizes.sum())
+        return features[index], positions[index] - origins[text], lengths[index]
+
+
+def _joined_entries(hits: Sequence[_Hits], *, origins: np.ndarray) -> _Entries:
+    """Entries from each n-gram length's hits, lengths ascending."""
+    empty = np.zeros(0, dtype=np.int64)
+    docs = np.concatenate([d for _, d, _, _ in hits] or [empty])
+    lengths = np.repeat(np.array([n for n, *_ in hits], dtype=np.int64), [len(h[1]) for h in hits])
+    return (
+        lengths * len(origins) + docs,
+        np.concatenate([f for _, _, f, _ in hits] or [empty]),
+        np.concatenate([p for *_, p in hits] or [empty]),
+        lengths,
+        origins,
+    )
+
+
 class _CodeTable:
     """An open-addressing hash table from int64 codes to positions, probed for whole arrays.
 
@@ -125,10 +204,23 @@ class _CodeTable:
 
     def get(self, codes: np.ndarray) -> np.ndarray:
         """Positions of `codes` in the key array, -1 where absent."""
-        result = np.full(len(codes), -1, dtype=np.int64)
-        active = np.arange(len(codes))
         home = self._home(codes)
-        for probe in range(self._max_probe):
+        found = self._keys[home]
+        hit = found == codes
+        result = np.empty(len(codes), dtype=np.int64)
+        result.fill(-1)
+        result[hit] = self._values[home[hit]]
+        active = (~hit & (found != self._EMPTY)).nonzero()[0]
+        if len(active) * self._max_probe <= _MATRIX_CELLS:
+            # Nine codes in ten settle at their home slot; the few left of a small input
+            # (one comment's) probe all their further slots as one matrix, a handful of array
+            # operations instead of a round of them per probe. Insertion fills a probe
+            # sequence from its home without gaps, so a code found anywhere in it is there.
+            slots = (home[active, None] + np.arange(1, self._max_probe)) & self._mask
+            rows, probes = (self._keys[slots] == codes[active, None]).nonzero()
+            result[active[rows]] = self._values[slots[rows, probes]]
+            return result
+        for probe in range(1, self._max_probe):
             if not len(active):
                 break
             slots = (home[active] + probe) & self._mask
@@ -198,6 +290,28 @@ class WordNgramFeaturizer:
 
     def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Raw n-gram counts of `texts` over the learned vocabulary."""
+        return self._counts(texts, located=None)[0]
+
+    def counts_located(self, texts: Sequence[str]) -> tuple[sp.csr_matrix, NgramOccurrences]:
+        """`counts`, and where every n-gram is: positions are token indices in each text."""
+        found: list[_Found] = []
+        matrix, n_tokens = self._counts(texts, located=found)
+
+        def build() -> _Entries:
+            hits = [(n, d, f, valid.nonzero()[0][hit]) for n, d, f, valid, hit in found]
+            return _joined_entries(hits, origins=n_tokens.cumsum() - n_tokens)
+
+        located = NgramOccurrences(build, n_texts=len(texts), ngram_range=self.ngram_range)
+        return matrix, located
+
+    def _counts(
+        self,
+        texts: Sequence[str],
+        *,
+        located: list[_Found] | None,
+    ) -> tuple[sp.csr_matrix, np.ndarray]:
+        """`counts` and each text's number of tokens; with `located`, also keep per n-gram
+        length what locates its hits (see `_Found`), at no cost until they are asked for."""
         tokenized = [WORD_PATTERN.findall(t) for t in texts]
         lengths = np.fromiter(map(len, tokenized), dtype=np.int64, count=len(tokenized))
         get, unknown = self._token_ids.get, self._unknown
@@ -217,15 +331,18 @@ class WordNgramFeaturizer:
             hit = found >= 0
             docs.append(doc_of[:m][valid][hit])
             features.append(found[hit])
+            if located is not None:
+                located.append((n, docs[-1], features[-1], valid, hit))
         if not docs:
             empty = np.zeros(0, dtype=np.int64)
-            return _csr(empty, empty, n_rows=len(texts), n_cols=len(self.vocabulary_))
-        return _csr(
+            return _csr(empty, empty, n_rows=len(texts), n_cols=len(self.vocabulary_)), lengths
+        matrix = _csr(
             np.concatenate(docs),
             np.concatenate(features),
             n_rows=len(texts),
             n_cols=len(self.vocabulary_),
         )
+        return matrix, lengths
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF rows for `texts`."""
@@ -237,21 +354,47 @@ class WordNgramFeaturizer:
         The same n-grams `counts` finds, located, with array operations rather than a joined
         string per window (explanations need where each n-gram is, not only how often).
         """
+        if len(tokens) <= _TERM_LOOKUP_TOKENS:
+            return self._occurrences_by_term(tokens)
         get, unknown = self._token_ids.get, self._unknown
         ids = np.fromiter((get(t, unknown) for t in tokens), dtype=np.int64, count=len(tokens))
         bad = np.concatenate(([0], np.cumsum(ids == unknown)))
-        features, firsts, lengths = [], [], []
+        codes, firsts, lengths = [], [], []
         for n, code in _rolling_codes(ids, self._base, ngram_range=self.ngram_range):
             valid = np.flatnonzero(bad[n : n + len(code)] == bad[: len(code)])
-            found = self._table.get(code[valid])
-            hit = found >= 0
-            features.append(found[hit])
-            firsts.append(valid[hit])
-            lengths.append(np.full(int(hit.sum()), n, dtype=np.int64))
-        if not features:
+            codes.append(code[valid])
+            firsts.append(valid)
+            lengths.append(np.full(len(valid), n, dtype=np.int64))
+        if not codes:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
-        return np.concatenate(features), np.concatenate(firsts), np.concatenate(lengths)
+        # One table lookup for every length: each costs a few array operations however small.
+        found = self._table.get(np.concatenate(codes))
+        hit = found >= 0
+        return found[hit], np.concatenate(firsts)[hit], np.concatenate(lengths)[hit]
+
+    def _occurrences_by_term(
+        self, tokens: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`occurrences` for a short text: each n-gram looked up as its joined string.
+
+        For a comment's few dozen tokens, dictionary lookups in C cost a fraction of the
+        dozen array operations per n-gram length; they find the same n-grams, since every
+        vocabulary term is its tokens joined by one space.
+        """
+        low, high = self.ngram_range
+        sizes = [max(len(tokens) - n + 1, 0) for n in range(low, high + 1)]
+        found: list[int] = []
+        for n, size in zip(range(low, high + 1), sizes, strict=True):
+            windows = zip(*(tokens[k : k + size] for k in range(n)), strict=True)
+            terms = tokens if n == 1 else map(" ".join, windows)
+            found.extend(map(self.index_.get, terms, repeat(-1)))
+        features = np.array(found, dtype=np.int64)
+        counts = np.array(sizes, dtype=np.int64)
+        lengths = np.arange(low, high + 1, dtype=np.int64).repeat(counts)
+        firsts = np.arange(len(features)) - (counts.cumsum() - counts).repeat(counts)
+        hit = (features >= 0).nonzero()[0]
+        return features[hit], firsts[hit], lengths[hit]
 
 
 class CharNgramFeaturizer:
@@ -303,20 +446,21 @@ class CharNgramFeaturizer:
             valid = (bad[n : n + m] == bad[:m]) & (spaces[n - 1 : n - 1 + m] == spaces[1 : 1 + m])
             if n == 2:
                 valid &= ~(space[:m] & space[1 : m + 1])
-            positions = np.flatnonzero(valid)
+            positions = valid.nonzero()[0]
             out_codes.append(code[positions])
             out_positions.append(positions)
-            out_lengths.append(np.full(len(positions), n, dtype=np.int64))
+            out_lengths.append(n)
         if not out_codes:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
-        return np.concatenate(out_codes), np.concatenate(out_positions), np.concatenate(out_lengths)
+        counts = [len(p) for p in out_positions]
+        lengths = np.array(out_lengths, dtype=np.int64).repeat(counts)
+        return np.concatenate(out_codes), np.concatenate(out_positions), lengths
 
     @staticmethod
     def documents_of(texts: Sequence[str], positions: np.ndarray) -> np.ndarray:
         """The index of the text each joined-string position (from `windows`) falls in."""
-        starts = np.cumsum([0] + [len(t.replace("\x00", "")) + 3 for t in texts[:-1]])
-        return np.searchsorted(starts, positions, side="right") - 1
+        return np.searchsorted(_text_starts(texts), positions, side="right") - 1
 
     def decode(self, code: int) -> str:
         """The n-gram string for an integer code."""
@@ -385,6 +529,25 @@ class CharNgramFeaturizer:
         hit = features >= 0
         docs = self.documents_of(texts, positions[hit])
         return _csr(docs, features[hit], n_rows=len(texts), n_cols=len(self.codes_))
+
+    def counts_located(self, texts: Sequence[str]) -> tuple[sp.csr_matrix, NgramOccurrences]:
+        """`counts` (in one piece: for a batch to score), and where every n-gram is: positions
+        are window starts in each padded text, as `windows` gives them for that text alone."""
+        codes, positions, lengths = self.windows(texts)
+        features = self.lookup(codes)
+        hit = features >= 0
+        features, positions = features[hit], positions[hit]
+        origins = _text_starts(texts)
+        docs = origins.searchsorted(positions, side="right") - 1
+        matrix = _csr(docs, features, n_rows=len(texts), n_cols=len(self.codes_))
+
+        def build() -> _Entries:
+            # Windows come by length, then position: by length, then text, as keys must.
+            hit_lengths = lengths[hit]
+            return hit_lengths * len(texts) + docs, features, positions, hit_lengths, origins
+
+        located = NgramOccurrences(build, n_texts=len(texts), ngram_range=self.ngram_range)
+        return matrix, located
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF rows for `texts`."""

@@ -9,26 +9,51 @@ from typing import Any
 import numpy as np
 
 from classifier import ATTRIBUTES, ToxicityModel, load_default_model, load_model
+from classifier.features import Located
+from classifier.model import Featurized
 
-__all__ = ["ModelScorer", "load_scorer"]
+__all__ = ["REMEMBERED_BATCH", "ModelScorer", "load_scorer"]
+
+
+# The largest batch whose featurisation is kept for explaining its held comments. Keeping
+# it costs about 40 kB a news comment (2.5 MB at most); a worker's batches hold 32 by
+# default (`score_batch_size`), and a larger batch is scored as before, without it.
+REMEMBERED_BATCH = 64
 
 
 class ModelScorer:
-    """A thin adapter that gives deciding the few things it needs of a model."""
+    """A thin adapter that gives deciding the few things it needs of a model.
+
+    Deciding scores a batch, then explains each held comment of it: the adapter keeps the
+    last batch's featurisation so an explanation reuses what scoring found (a held news
+    comment's explanation: 0.29 ms featurising it again, 0.2 ms reusing it). What it keeps
+    is a pure function of the text, so another thread replacing it at any moment can only
+    make an explanation featurise again, never explain a text with another's n-grams.
+    """
 
     attributes: Sequence[str] = ATTRIBUTES
 
     def __init__(self, model: ToxicityModel) -> None:
         self.model = model
         self.version: str = model.version_
+        self._last_batch: Featurized | None = None
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.predict_proba(texts)
+        if isinstance(texts, str) or not 0 < len(texts) <= REMEMBERED_BATCH:
+            return self.model.predict_proba(texts)
+        featurized = self.model.featurize(texts)
+        self._last_batch = featurized
+        return self.model.predict_proba_featurized(featurized)
+
+    def _located(self, text: str) -> tuple[Located, Located] | None:
+        last = self._last_batch
+        return last.located(text) if last is not None else None
 
     def explain_many(
         self, text: str, attributes: Sequence[str], top_k: int = 5
     ) -> dict[str, list[Any]]:
-        return self.model.explain_many(text, attributes, top_k=top_k)
+        located = self._located(text)
+        return self.model.explain_many(text, attributes, top_k=top_k, located=located)
 
     def score(self, texts: Sequence[str], *, explain: bool) -> list[dict[str, Any]]:
         results = []
@@ -39,7 +64,9 @@ class ModelScorer:
                 top = max(scores, key=lambda a: scores[a])
                 result["spans"] = [
                     {"text": s.text, "start": s.start, "end": s.end, "weight": float(s.weight)}
-                    for s in self.model.explain(text, attribute=top, top_k=5)
+                    for s in self.model.explain(
+                        text, attribute=top, top_k=5, located=self._located(text)
+                    )
                 ]
             results.append(result)
         return results
