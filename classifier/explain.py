@@ -15,7 +15,8 @@ from itertools import islice
 
 import numpy as np
 
-from classifier.features import WORD_PATTERN, CharNgramFeaturizer, Located, WordNgramFeaturizer
+from classifier.features import WORD_PATTERN, CharNgramFeaturizer, WordNgramFeaturizer
+from classifier.located import Located
 from classifier.normalize import normalize
 
 __all__ = ["MAX_CHARS", "MAX_TOKENS", "Span", "explain_text"]

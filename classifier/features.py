@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from functools import cached_property
+from collections.abc import Iterator, Sequence
 from itertools import chain, repeat
 
 import numpy as np
 import scipy.sparse as sp
 
+from classifier.located import NgramOccurrences, _Entries, _joined_entries
+
 __all__ = [
     "CharNgramFeaturizer",
-    "Located",
-    "NgramOccurrences",
     "WordNgramFeaturizer",
     "tfidf_weight",
 ]
@@ -104,66 +103,8 @@ def _text_starts(texts: Sequence[str]) -> np.ndarray:
     return np.cumsum([0] + [len(t.replace("\x00", "")) + 3 for t in texts[:-1]])
 
 
-# One text's vocabulary n-grams, by length then position: (features, positions, lengths).
-Located = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-# A batch's n-gram entries, ordered by length, then text, then position: (keys, features,
-# positions, lengths), and where each text starts among the positions.
-_Entries = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-# One n-gram length's hits in a batch: (n, texts, features, positions).
-_Hits = tuple[int, np.ndarray, np.ndarray, np.ndarray]
 # What locates one word n-gram length's hits: (n, texts, features, valid windows, hits).
 _Found = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-class NgramOccurrences:
-    """Where a batch's vocabulary n-grams are, so a text scored in it is explained without
-    featurising it again.
-
-    Entries are ordered by n-gram length, then text, then position, so their keys (length x
-    number of texts + text) ascend and one text's entries are a few slices of them. They are
-    assembled on the first `of`: a batch whose comments are all published costs nothing.
-    """
-
-    def __init__(
-        self, build: Callable[[], _Entries], *, n_texts: int, ngram_range: tuple[int, int]
-    ) -> None:
-        self._build = build
-        self.n_texts = n_texts
-        self.ngram_range = ngram_range
-
-    @cached_property
-    def _entries(self) -> _Entries:
-        # Two threads may both build it; they build the same arrays.
-        return self._build()
-
-    def of(self, text: int) -> Located:
-        """Text `text`'s entries, with positions in its own coordinates, in the order
-        `WordNgramFeaturizer.occurrences` and `CharNgramFeaturizer.windows` give them."""
-        keys, features, positions, lengths, origins = self._entries
-        if self.n_texts == 1:  # a batch of one is the common case: nothing to select
-            return features, positions, lengths
-        low, high = self.ngram_range
-        wanted = np.arange(low, high + 1) * self.n_texts + text
-        first = keys.searchsorted(wanted)
-        sizes = keys.searchsorted(wanted, side="right") - first
-        index = (first - sizes.cumsum() + sizes).repeat(sizes) + np.arange(sizes.sum())
-        return features[index], positions[index] - origins[text], lengths[index]
-
-
-def _joined_entries(hits: Sequence[_Hits], *, origins: np.ndarray) -> _Entries:
-    """Entries from each n-gram length's hits, lengths ascending."""
-    empty = np.zeros(0, dtype=np.int64)
-    docs = np.concatenate([d for _, d, _, _ in hits] or [empty])
-    lengths = np.repeat(np.array([n for n, *_ in hits], dtype=np.int64), [len(h[1]) for h in hits])
-    return (
-        lengths * len(origins) + docs,
-        np.concatenate([f for _, _, f, _ in hits] or [empty]),
-        np.concatenate([p for *_, p in hits] or [empty]),
-        lengths,
-        origins,
-    )
 
 
 class _CodeTable:

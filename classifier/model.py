@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from inspect import signature
 from typing import TYPE_CHECKING, Any, Self
 
@@ -17,16 +16,11 @@ from sklearn.utils import Tags
 
 from classifier.attributes import ATTRIBUTES
 from classifier.explain import Span, explain_text
-from classifier.features import (
-    CharNgramFeaturizer,
-    Located,
-    NgramOccurrences,
-    WordNgramFeaturizer,
-    tfidf_weight,
-)
+from classifier.features import CharNgramFeaturizer, WordNgramFeaturizer, tfidf_weight
+from classifier.located import Featurized, Located
 from classifier.normalize import normalize_text
 
-__all__ = ["Featurized", "Progress", "ToxicityModel", "json_params", "nb_log_count_ratio"]
+__all__ = ["Progress", "ToxicityModel", "json_params", "nb_log_count_ratio"]
 
 Progress = Callable[[str, float], None]
 _UNSAVED = "tfidf-lr-unsaved"
@@ -430,25 +424,6 @@ class ToxicityModel(MultiOutputMixin, BaseEstimator):
             located=located,
         )
         return dict(zip(attributes, explained, strict=True))
-
-
-@dataclass(frozen=True)
-class Featurized:
-    """A batch of texts as `ToxicityModel.featurize` saw them: the feature matrix it scores,
-    and where every text's word and char n-grams are, for explaining any of them."""
-
-    texts: tuple[str, ...]
-    matrix: sp.csr_matrix
-    word: NgramOccurrences
-    char: NgramOccurrences
-
-    def located(self, text: str) -> tuple[Located, Located] | None:
-        """`text`'s word and char n-grams, or None when the batch does not hold it."""
-        try:
-            index = self.texts.index(text)
-        except ValueError:
-            return None
-        return self.word.of(index), self.char.of(index)
 
 
 def json_params(model: ToxicityModel) -> dict[str, Any]:

@@ -71,6 +71,7 @@ def api_command(settings: Settings) -> list[str]:
         sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app",
         "--host", settings.api_host, "--port", str(settings.api_port),
         "--no-access-log", *proxy_options(settings),
+        *(["--workers", str(settings.api_workers)] if settings.api_workers > 1 else []),
     ]  # fmt: skip
 
 

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API processes `moderation up` and `moderation api` start (uvicorn --workers); each holds
+    # the model for /v1/score and the compatibility routes (docs/performance.md).
+    api_workers: int = Field(default=1, ge=1, le=32)
     # The service's base URL as its clients reach it (behind a proxy, say), for what tells
     # clients where to call: Perspective's discovery document. Empty: the request's own.
     public_url: str = ""

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 
 from classifier import ATTRIBUTES, ToxicityModel, load_default_model, load_model
-from classifier.features import Located
-from classifier.model import Featurized
+from classifier.located import Featurized, Located
 
 __all__ = ["REMEMBERED_BATCH", "ModelScorer", "load_scorer"]
 

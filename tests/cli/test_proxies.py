@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.cli.up import proxy_options
+from service.cli.up import api_command, proxy_options
 from service.core.embedded_redis import EmbeddedRedis
 from service.core.migrate import upgrade_database
 from service.core.settings import Settings
@@ -118,3 +118,9 @@ def test_proxy_flags_name_networks_the_way_uvicorn_parses_them() -> None:
     assert proxy_options(Settings(trusted_proxies=[])) == ["--no-proxy-headers"]
     flags = proxy_options(Settings(trusted_proxies=["10.1.2.3/8", "::1", "2001:db8::/32"]))
     assert flags == ["--proxy-headers", "--forwarded-allow-ips", "10.0.0.0/8,::1,2001:db8::/32"]
+
+
+def test_the_api_runs_as_many_processes_as_the_setting_says() -> None:
+    assert "--workers" not in api_command(Settings())
+    command = api_command(Settings(api_workers=2))
+    assert command[command.index("--workers") + 1] == "2"
