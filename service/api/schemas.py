@@ -12,6 +12,7 @@ from classifier.attributes import Attribute
 from service.comments.schemas import no_nul
 from service.core.tables import ReasonCode, ReviewActionName
 from service.moderation.reviews import MAX_NOTE
+from service.sites.keys import ADMIN_WAS_SPLIT, OLD_ADMIN_ROLE
 from service.webhooks.config import MIN_SECRET_LENGTH
 
 __all__ = [
@@ -175,6 +176,13 @@ class KeyIn(BaseModel):
     site: str = Field(min_length=1, max_length=100)
     role: Literal["submitter", "moderator", "site_admin", "operator"]
     name: str = Field(default="", max_length=100)
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _say_what_admin_became(cls, value: object) -> object:
+        if value == OLD_ADMIN_ROLE:
+            raise ValueError(ADMIN_WAS_SPLIT)
+        return value
 
 
 class QuotaIn(BaseModel):

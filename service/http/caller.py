@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.core.tables import ApiKey
+
 __all__ = ["Caller"]
 
 
@@ -26,3 +28,18 @@ class Caller:
         """Who did it, for reviews and the audit trail: the key's name and prefix."""
         label = f"{self.role} key {self.key_prefix}"
         return f"{self.key_name} ({label})" if self.key_name else label
+
+    @classmethod
+    def of(cls, key: ApiKey) -> Caller:
+        """The caller of an authenticated key (its site loaded with it)."""
+        site = key.site
+        return cls(
+            key.id,
+            key.site_id,
+            site.name,
+            key.role,
+            key.prefix,
+            key.name,
+            quota_per_second=site.key_requests_per_second,
+            quota_burst=site.key_burst,
+        )

@@ -29,7 +29,6 @@ __all__ = [
     "SubmitterKey",
     "bearer",
     "caller_of",
-    "may_act_on",
     "require_site",
 ]
 
@@ -44,32 +43,21 @@ def bearer(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-async def _authenticated(state: AppState, plain: str | None) -> Caller:
+async def _authenticated(state: AppState, plain: str | None, digest: str | None) -> Caller:
     """The key's caller, from this process's cache while it can be trusted, else the
     database; AuthError for a missing, unknown or revoked key."""
-    digest = hash_key(plain) if plain else ""
-    cached = state.keys.get(digest) if plain else None
+    cached = state.keys.get(digest) if digest else None
     if cached is not None:
         return cached
     generation = state.keys.generation
 
     def lookup(session: Session) -> tuple[Caller, datetime | None]:
         key = authenticate(session, plain)
-        site = key.site
-        caller = Caller(
-            key.id,
-            key.site_id,
-            site.name,
-            key.role,
-            key.prefix,
-            key.name,
-            quota_per_second=site.key_requests_per_second,
-            quota_burst=site.key_burst,
-        )
-        return caller, key.revoked_at
+        return Caller.of(key), key.revoked_at
 
     caller, revoked_at = await in_session(state, lookup)
-    state.keys.put(digest, caller, revoked_at=revoked_at, generation=generation)
+    if digest:
+        state.keys.put(digest, caller, revoked_at=revoked_at, generation=generation)
     return caller
 
 
@@ -85,17 +73,19 @@ async def caller_of(
     else AuthError, RateLimited or Forbidden (naming `field`, where the key came from). A
     failed authentication counts against the client's `address`."""
     quotas = state.quotas
-    if address is not None and not quotas.vouched(plain):
+    digest = hash_key(plain) if plain else None  # once: the key cache and the vouching share it
+    if address is not None and not quotas.vouched(digest):
         await quotas.check_address(address)
 
     try:
-        caller = await _authenticated(state, plain)
+        caller = await _authenticated(state, plain, digest)
     except AuthError as exc:  # name where this caller put the key (a header, or ?key=)
         if address is not None:
             prefix = (plain or "")[:10]
             await quotas.count_failure(address, key_prefix=prefix, reason=exc.detail)
         raise AuthError(exc.detail, field=field) from None
-    quotas.vouch(plain or "")
+    if digest:
+        quotas.vouch(digest)
     await quotas.charge_key(
         caller.key_id, per_second=caller.quota_per_second, burst=caller.quota_burst
     )
@@ -136,14 +126,10 @@ OperatorKey = Annotated[Caller, Depends(_caller_with(Role.OPERATOR))]
 AnyKey = Annotated[Caller, Depends(_caller_with(*Role.ALL))]
 
 
-def may_act_on(caller: Caller, site_name: str) -> bool:
-    """Whether this key may read or change `site_name`: its own site, or any for an operator."""
-    return caller.role == Role.OPERATOR or site_name == caller.site_name
-
-
 def require_site(caller: Caller, site_name: str, *, field: str = "site") -> None:
-    """Forbidden unless the caller may act on `site_name`."""
-    if not may_act_on(caller, site_name):
+    """Forbidden unless the caller may act on `site_name`: its own site, or any for an
+    operator."""
+    if caller.role != Role.OPERATOR and site_name != caller.site_name:
         raise Forbidden(f"a {caller.role} key acts on its own site only", field=field)
 
 

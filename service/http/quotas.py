@@ -8,7 +8,6 @@ of intake, which stores comments without Redis.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -42,10 +41,6 @@ class QuotaRules:
     failures_per_minute: int
     anonymous_per_minute: int = 600
 
-    @property
-    def per_key(self) -> RateLimitItem:
-        return self.key_item(None, None)
-
     def key_item(self, per_second: float | None, burst: int | None) -> RateLimitItem:
         """A key's quota: its site's where set, else the deployment's."""
         rate, size = per_second or self.per_second, burst or self.burst
@@ -74,18 +69,15 @@ class Quotas:
         self.rules = rules
         self._vouched: dict[str, float] = {}  # digest of a key -> until when
 
-    @staticmethod
-    def _digest(plain: str) -> str:
-        return hashlib.sha256(plain.encode()).hexdigest()
-
-    def vouch(self, plain: str) -> None:
-        """Remember that this key just authenticated (this process only, for a minute)."""
+    def vouch(self, digest: str) -> None:
+        """Remember that the key of this digest (`hash_key`) just authenticated (this process
+        only, for a minute)."""
         if len(self._vouched) >= _VOUCHED_MAX:
             self._vouched.clear()
-        self._vouched[self._digest(plain)] = time.monotonic() + _VOUCHED_SECONDS
+        self._vouched[digest] = time.monotonic() + _VOUCHED_SECONDS
 
-    def vouched(self, plain: str | None) -> bool:
-        until = self._vouched.get(self._digest(plain)) if plain else None
+    def vouched(self, digest: str | None) -> bool:
+        until = self._vouched.get(digest) if digest else None
         return until is not None and until > time.monotonic()
 
     @classmethod

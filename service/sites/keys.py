@@ -14,8 +14,10 @@ from service.core.errors import AuthError, Forbidden, InvalidInput, NotFound
 from service.core.tables import ApiKey, Role, Site, utcnow
 
 __all__ = [
+    "ADMIN_WAS_SPLIT",
     "KEYS_CHANGED",
     "KEY_PREFIX",
+    "OLD_ADMIN_ROLE",
     "UNKNOWN_KEY",
     "authenticate",
     "check_grant",
@@ -52,12 +54,14 @@ def get_or_create_site(session: Session, name: str) -> Site:
     return site
 
 
+# The name before roles were split per site (schema 0006), and what a caller using it is told.
+OLD_ADMIN_ROLE = "admin"
+ADMIN_WAS_SPLIT = "role 'admin' is now 'site_admin' (one site) or 'operator' (the deployment)"
+
+
 def _check_role(role: str) -> None:
-    if role == "admin":  # the name before roles were split per site (schema 0006)
-        raise InvalidInput(
-            "role 'admin' is now 'site_admin' (one site) or 'operator' (the deployment)",
-            field="role",
-        )
+    if role == OLD_ADMIN_ROLE:
+        raise InvalidInput(ADMIN_WAS_SPLIT, field="role")
     if role not in Role.ALL:
         raise InvalidInput(f"role must be one of {', '.join(Role.ALL)}", field="role")
 

@@ -159,7 +159,7 @@ def _signed_in(request: Request, *, activity: bool) -> Moderator:
         revoked = key is not None and key.revoked_at is not None and key.revoked_at <= utcnow()
         if key is None or revoked or key.role not in SIGN_IN_ROLES or session_ended(session, web):
             raise SignInRequired(ended=True)
-        return Caller(key.id, key.site_id, key.site.name, key.role, key.prefix, key.name)
+        return Caller.of(key)
 
     moderator = Moderator(run_unit(state_of(request).sessions, check), web)
     if activity and _due_for_reissue(state_of(request).settings, web):

@@ -320,6 +320,7 @@ def test_a_site_admin_cannot_raise_itself_to_operator(world: World) -> None:
     assert {k["role"] for k in listed} == {"submitter", "moderator", "site_admin"}
     assert [s["name"] for s in sites] == ["news"]
     assert (old_name.status_code, old_name.json()["field"]) == (422, "role")
+    assert "'site_admin' (one site) or 'operator'" in old_name.json()["detail"]
 
 
 def test_an_operator_acts_on_another_site(world: World) -> None:
