@@ -18,12 +18,13 @@ from service.api.docs import install_docs
 from service.api.schemas import ErrorOut
 from service.compat import coral, openai_moderation, perspective
 from service.compat.errors import too_large_body
-from service.core.broker import NOOP_DECIDE, SCORE_COMMENT, Enqueuer, make_celery, redis_url
+from service.core.broker import NOOP_DECIDE, SCORE_COMMENTS, Enqueuer, make_celery, redis_url
 from service.core.db import make_engine, make_session_factory
 from service.core.logs import configure_logging
 from service.core.settings import Settings, get_settings
 from service.http.caller import Caller
 from service.http.errors import install_error_handlers
+from service.http.intake import IntakeBatcher
 from service.http.key_cache import KeyCache
 from service.http.limits import BodySizeLimit
 from service.http.quotas import QuotaRules, Quotas
@@ -69,14 +70,15 @@ async def _open_state(settings: Settings) -> AppState:
         shadow=False,  # only scoring workers score with the shadow model
     )
     await asyncio.to_thread(models.start)
+    enqueue = Enqueuer(
+        make_celery(settings),
+        task_name=NOOP_DECIDE if settings.pipeline_task == "noop" else SCORE_COMMENTS,
+    )
     return AppState(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        enqueue=Enqueuer(
-            make_celery(settings),
-            task_name=NOOP_DECIDE if settings.pipeline_task == "noop" else SCORE_COMMENT,
-        ),
+        enqueue=enqueue,
         redis=client,
         waiters=waiters,
         models=models,
@@ -90,6 +92,12 @@ async def _open_state(settings: Settings) -> AppState:
             ),
         ),
         keys=keys,
+        intake=IntakeBatcher(
+            sessions,
+            enqueue,
+            max_text_chars=settings.max_text_chars,
+            max_batch=settings.score_batch_size,
+        ),
     )
 
 

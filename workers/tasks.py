@@ -14,6 +14,7 @@ from service.core.broker import (
     NOOP_DECIDE,
     RETRY_WEBHOOKS,
     SCORE_COMMENT,
+    SCORE_COMMENTS,
     SWEEP_PENDING,
     enqueue_score,
     enqueue_webhooks,
@@ -24,28 +25,51 @@ from service.webhooks.delivery import RetryPolicy, attempt_delivery
 from service.webhooks.lease import due_deliveries
 from workers.app import app, resources
 
-__all__ = ["deliver_webhook", "noop_decide", "retry_webhooks", "score_comment", "sweep_pending"]
+__all__ = [
+    "deliver_webhook",
+    "noop_decide",
+    "retry_webhooks",
+    "score_comment",
+    "score_comments",
+    "sweep_pending",
+]
 
 log = structlog.get_logger(__name__)
 
 
-@app.task(
-    name=SCORE_COMMENT,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,  # 1, 2, 4 ... seconds
-    retry_backoff_max=30,
-    max_retries=8,
-)
+_SCORING = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,  # 1, 2, 4 ... seconds
+    "retry_backoff_max": 30,
+    "max_retries": 8,
+}
+
+
+@app.task(name=SCORE_COMMENTS, **_SCORING)
+def score_comments(comment_ids: list[str]) -> None:
+    """Decide a batch the API committed together (and other pending comments with it)."""
+    _decide(comment_ids)
+
+
+@app.task(name=SCORE_COMMENT, **_SCORING)
 def score_comment(comment_id: str) -> None:
+    """One comment per message, as earlier versions sent them."""
+    _decide([comment_id])
+
+
+def _decide(comment_ids: list[str]) -> None:
     res = resources()
-    if comment_id in res.decided_here:  # a decision never goes back to pending
+    # A decision never goes back to pending: a comment decided in another task's batch
+    # costs no query.
+    comment_ids = [i for i in comment_ids if i not in res.decided_here]
+    if not comment_ids:
         return
     with session_scope(res.sessions) as session:
         decided = decide_pending(
             session,
-            comment_id,
+            comment_ids,
             res.scorer,
             batch_size=res.settings.score_batch_size,
             default_thresholds=res.settings.thresholds,
@@ -64,7 +88,9 @@ def sweep_pending() -> int:
     res = resources()
     with session_scope(res.sessions) as session:
         ids = claim_stale_pending(session, older_than_seconds=res.settings.stale_pending_seconds)
-    sent = sum(enqueue_score(app, comment_id) for comment_id in ids)
+    size = res.settings.score_batch_size
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    sent = sum(len(chunk) for chunk in chunks if enqueue_score(app, chunk))
     if ids:
         log.info("swept_stale_pending", found=len(ids), enqueued=sent)
     return sent
@@ -100,7 +126,7 @@ def retry_webhooks() -> int:
 
 
 @app.task(name=NOOP_DECIDE, acks_late=True)
-def noop_decide(comment_id: str) -> None:
+def noop_decide(comment_ids: list[str]) -> None:
     decision = {
         "action": "approve",
         "scores": {},
@@ -108,7 +134,10 @@ def noop_decide(comment_id: str) -> None:
         "model_version": "noop",
         "decided_at": utcnow().isoformat(),
     }
-    _publish(resources().redis, [{"id": comment_id, "status": "approved", "decision": decision}])
+    messages: list[dict[str, object]] = [
+        {"id": i, "status": "approved", "decision": decision} for i in comment_ids
+    ]
+    _publish(resources().redis, messages)
 
 
 def _publish(client: redis.Redis, messages: list[dict[str, object]]) -> None:

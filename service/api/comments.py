@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from service.api.schemas import CommentOut, ErrorOut, SubmitOut
-from service.comments.intake import get_comment, get_comment_by_external_id, submit_comment
+from service.comments.intake import get_comment, get_comment_by_external_id
 from service.comments.schemas import CommentIn
 from service.comments.views import comment_status_view, comment_view
 from service.core.tables import CommentStatus, new_id
@@ -20,32 +19,6 @@ from service.http.units import in_session
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["comments"])
-
-
-@dataclass
-class _Stored:
-    view: dict[str, Any]
-    created: bool  # False: the same external id was submitted before
-    enqueued: bool = False  # a worker will hear of it now (not only from the sweeper)
-
-
-async def _store_and_enqueue(
-    state: AppState, site_id: int, payload: CommentIn, comment_id: str
-) -> _Stored:
-    def store(session: Session) -> _Stored:
-        submitted = submit_comment(
-            session,
-            site_id,
-            payload,
-            max_text_chars=state.settings.max_text_chars,
-            comment_id=comment_id,
-        )
-        return _Stored(comment_status_view(submitted.comment), submitted.created)
-
-    def enqueue(stored: _Stored) -> None:
-        stored.enqueued = stored.created and state.enqueue(stored.view["id"])
-
-    return await in_session(state, store, after_commit=enqueue)
 
 
 async def _read(state: AppState, site_id: int, comment_id: str) -> dict[str, Any]:
@@ -76,7 +49,8 @@ async def post_comment(
     # Listen before the task exists, so even an instant decision cannot be missed.
     future = waiters.register(comment_id) if wait_ms else None
     try:
-        stored = await _store_and_enqueue(state, caller.site_id, payload, comment_id)
+        # Stored and enqueued with whatever other comments arrived meanwhile (group commit).
+        stored = await state.intake.submit(caller.site_id, payload, comment_id)
     except BaseException:
         if future is not None:
             waiters.discard(comment_id, future)

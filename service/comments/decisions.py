@@ -84,29 +84,30 @@ class Decided:
     webhook_delivery_id: str | None = None
 
 
-def pending_batch(session: Session, comment_id: str, *, limit: int) -> list[str]:
-    """The comment asked for plus the oldest other pending ones, to decide in one go.
+def pending_batch(session: Session, comment_ids: Sequence[str], *, limit: int) -> list[str]:
+    """Those of the comments asked for still pending, plus the oldest other pending ones, to
+    decide in one go.
 
     Deciding a batch costs little more than deciding one (one model call, one transaction), so
     a busy worker catches up instead of paying the full price per comment. On PostgreSQL the
     rows are locked and other workers skip them rather than scoring them twice.
     """
     # Skip a row another worker has locked: that worker is deciding it right now.
-    own = session.scalar(
+    own = session.scalars(
         select(Comment.id)
-        .where(Comment.id == comment_id, Comment.status == CommentStatus.PENDING)
-        .with_for_update(skip_locked=True)
-    )
-    if own is None or limit <= 1:
-        return [own] if own else []
-    others = session.scalars(
-        select(Comment.id)
-        .where(Comment.status == CommentStatus.PENDING, Comment.id != comment_id)
-        .order_by(Comment.created_at)
-        .limit(limit - 1)
+        .where(Comment.id.in_(comment_ids), Comment.status == CommentStatus.PENDING)
         .with_for_update(skip_locked=True)
     ).all()
-    return [own, *others]
+    if not own or len(own) >= limit:
+        return list(own)
+    others = session.scalars(
+        select(Comment.id)
+        .where(Comment.status == CommentStatus.PENDING, Comment.id.not_in(comment_ids))
+        .order_by(Comment.created_at)
+        .limit(limit - len(own))
+        .with_for_update(skip_locked=True)
+    ).all()
+    return [*own, *others]
 
 
 def _add_spans(scorer: Scorer, text: str, reasons: list[dict[str, Any]]) -> None:
@@ -332,7 +333,7 @@ def decide_comments(
 
 def decide_pending(
     session: Session,
-    comment_id: str,
+    comment_ids: Sequence[str],
     scorer: Scorer,
     *,
     batch_size: int,
@@ -340,8 +341,8 @@ def decide_pending(
     unsupported_language: LanguageAction = "hold",
     shadow: Scorer | None = None,
 ) -> list[Decided]:
-    """Decide a comment, and with it up to `batch_size - 1` other pending ones."""
-    ids = pending_batch(session, comment_id, limit=batch_size)
+    """Decide the comments, and with them other pending ones, up to `batch_size` in all."""
+    ids = pending_batch(session, comment_ids, limit=batch_size)
     return decide_comments(
         session,
         ids,

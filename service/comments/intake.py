@@ -3,23 +3,52 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.comments.schemas import CommentIn
-from service.core.errors import CommentNotFound, IdempotencyConflict, InvalidInput
+from service.core.db import session_scope
+from service.core.errors import (
+    CommentNotFound,
+    IdempotencyConflict,
+    InvalidInput,
+    ModerationError,
+)
 from service.core.tables import Author, Comment, CommentStatus, new_id, utcnow
 
-__all__ = ["Submitted", "get_comment", "get_comment_by_external_id", "submit_comment"]
+__all__ = [
+    "Submission",
+    "Submitted",
+    "get_comment",
+    "get_comment_by_external_id",
+    "submit_batch",
+    "submit_comment",
+]
+
+log = structlog.get_logger(__name__)
+
+# Authors this transaction inserted: never remembered, since the transaction may roll back.
+_NEW_AUTHORS = "intake_new_authors"
 
 
 @dataclass(frozen=True)
 class Submitted:
     comment: Comment
     created: bool
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One comment of a batch: the site it is for, its body, and the id it will have."""
+
+    site_id: int
+    payload: CommentIn
+    comment_id: str
 
 
 def _insert(
@@ -75,8 +104,10 @@ def _author_id(session: Session, site_id: int, external_id: str) -> int:
         select(Author.id).where(Author.site_id == site_id, Author.external_id == external_id)
     )
     if found is not None:
-        _KNOWN.put(engine, site_id, external_id, found)
+        if (site_id, external_id) not in session.info.get(_NEW_AUTHORS, ()):
+            _KNOWN.put(engine, site_id, external_id, found)
         return found
+    session.info.setdefault(_NEW_AUTHORS, set()).add((site_id, external_id))
     # Two comments of a new author may arrive at once: let the unique constraint pick one.
     session.execute(
         _insert(session, Author)
@@ -148,6 +179,50 @@ def submit_comment(
     comment = Comment(**{k: v for k, v in values.items() if k != "metadata"})
     comment.extra = payload.metadata
     return Submitted(comment, created=True)
+
+
+def submit_batch(
+    sessions: sessionmaker[Session], batch: Sequence[Submission], *, max_text_chars: int
+) -> list[Submitted | Exception]:
+    """Store every comment of the batch in one transaction: one commit, one fsync, for all.
+
+    Each comment gets its own answer, a `Submitted` or the error to raise for it. A comment
+    refused for itself (too long, an external id holding another text) is refused alone.
+    Should the transaction itself fail, each comment is tried again in a transaction of its
+    own, so that whatever broke it breaks only its own comment; a retried comment that did
+    commit the first time (a lost commit acknowledgement) is found by its external id, as any
+    retry is.
+    """
+    try:
+        with session_scope(sessions) as session:
+            return [_submit_one(session, item, max_text_chars) for item in batch]
+    except Exception as exc:
+        if len(batch) == 1:
+            return [exc]
+        log.warning("intake_batch_failed", size=len(batch), error=str(exc)[:200])
+    answers: list[Submitted | Exception] = []
+    for item in batch:
+        try:
+            with session_scope(sessions) as session:
+                answers.append(_submit_one(session, item, max_text_chars))
+        except Exception as exc:
+            answers.append(exc)
+    return answers
+
+
+def _submit_one(
+    session: Session, item: Submission, max_text_chars: int
+) -> Submitted | ModerationError:
+    try:
+        return submit_comment(
+            session,
+            item.site_id,
+            item.payload,
+            max_text_chars=max_text_chars,
+            comment_id=item.comment_id,
+        )
+    except (InvalidInput, IdempotencyConflict) as refused:  # raised before anything is written
+        return refused
 
 
 def get_comment(session: Session, site_id: int, comment_id: str) -> Comment:

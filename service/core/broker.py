@@ -19,6 +19,7 @@ __all__ = [
     "RETRAIN_IF_DUE",
     "RETRY_WEBHOOKS",
     "SCORE_COMMENT",
+    "SCORE_COMMENTS",
     "SCORING_QUEUE",
     "SWEEP_PENDING",
     "TRAINING_QUEUE",
@@ -36,6 +37,10 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 SCORING_QUEUE = "scoring"
+# One message per batch of comments an API process committed together (a list of ids).
+SCORE_COMMENTS = "moderation.score_comments"
+# One comment per message: what earlier versions sent. Still served, so that messages queued
+# before an upgrade are decided.
 SCORE_COMMENT = "moderation.score_comment"
 SWEEP_PENDING = "moderation.sweep_pending"
 # The framework's floor: publishes an approval without scoring or storing. For benchmarks.
@@ -71,6 +76,7 @@ def broker_url(settings: Settings) -> str:
 def _task_routes() -> dict[str, dict[str, str]]:
     return {
         SCORE_COMMENT: {"queue": SCORING_QUEUE},
+        SCORE_COMMENTS: {"queue": SCORING_QUEUE},
         SWEEP_PENDING: {"queue": SCORING_QUEUE},
         NOOP_DECIDE: {"queue": SCORING_QUEUE},
         DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE},
@@ -153,27 +159,32 @@ class Enqueuer:
     the sweeper enqueues them once Redis answers again.
     """
 
-    def __init__(self, app: Celery, *, task_name: str = SCORE_COMMENT, pause_seconds: float = 1.0):
+    def __init__(
+        self, app: Celery, *, task_name: str = SCORE_COMMENTS, pause_seconds: float = 1.0
+    ) -> None:
         self.app = app
         self.task_name = task_name
         self.pause_seconds = pause_seconds
         self._paused_until = 0.0
 
-    def __call__(self, comment_id: str) -> bool:
+    def __call__(self, comment_ids: Sequence[str]) -> bool:
         if time.monotonic() < self._paused_until:
             return False
-        sent = enqueue_score(self.app, comment_id, task_name=self.task_name)
+        sent = enqueue_score(self.app, comment_ids, task_name=self.task_name)
         if not sent:
             self._paused_until = time.monotonic() + self.pause_seconds
         return sent
 
 
-def enqueue_score(app: Celery, comment_id: str, *, task_name: str = SCORE_COMMENT) -> bool:
-    """Send the scoring task; False when the broker is unreachable (the sweeper retries)."""
+def enqueue_score(
+    app: Celery, comment_ids: Sequence[str], *, task_name: str = SCORE_COMMENTS
+) -> bool:
+    """Send one scoring task for the comments; False when the broker is unreachable (the
+    sweeper retries)."""
     try:
-        app.send_task(task_name, args=[comment_id], queue=SCORING_QUEUE)
+        app.send_task(task_name, args=[list(comment_ids)], queue=SCORING_QUEUE)
     except (OperationalError, OSError) as exc:
-        log.warning("enqueue_failed", comment_id=comment_id, error=str(exc))
+        log.warning("enqueue_failed", comment_ids=list(comment_ids), error=str(exc))
         return False
     return True
 

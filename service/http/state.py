@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.core.broker import Enqueuer
 from service.core.settings import Settings
 from service.http.caller import Caller
+from service.http.intake import IntakeBatcher
 from service.http.key_cache import KeyCache
 from service.http.quotas import Quotas
 from service.http.waiters import DecisionWaiters
@@ -30,6 +31,7 @@ class AppState:
     waiters: DecisionWaiters
     models: ModelHolder
     quotas: Quotas
+    intake: IntakeBatcher
     # Unused (always asks the database) until the waiters' subscription says it is live.
     keys: KeyCache[Caller] = field(default_factory=KeyCache)
 

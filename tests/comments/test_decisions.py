@@ -62,13 +62,26 @@ def test_a_task_decides_its_comment_with_other_pending_ones(
     model = WordModel()
     with session_scope(sessions) as session:
         decided = decide_pending(
-            session, ids[5], model, batch_size=4, default_thresholds=THRESHOLDS
+            session, [ids[5], ids[7]], model, batch_size=4, default_thresholds=THRESHOLDS
         )
     assert len(decided) == 4
-    assert decided[0].comment_id == ids[5] or ids[5] in {d.comment_id for d in decided}
+    assert {ids[5], ids[7]} <= {d.comment_id for d in decided}, "its own comments first"
     with session_scope(sessions) as session:
-        again = decide_pending(session, ids[5], model, batch_size=4, default_thresholds=THRESHOLDS)
-    assert again == [], "an already decided comment is left alone"
+        again = decide_pending(
+            session, [ids[5], ids[7]], model, batch_size=4, default_thresholds=THRESHOLDS
+        )
+    assert again == [], "already decided comments are left alone"
+
+
+def test_a_batch_larger_than_the_limit_is_decided_whole(
+    sessions: sessionmaker[Session],
+) -> None:
+    _, ids = _submit(sessions, *[f"comment {i}" for i in range(6)])
+    with session_scope(sessions) as session:
+        decided = decide_pending(
+            session, ids[:5], WordModel(), batch_size=2, default_thresholds=THRESHOLDS
+        )
+    assert {d.comment_id for d in decided} == set(ids[:5]), "none of its own left, no other"
 
 
 class BrokenOnWord(WordModel):
@@ -161,7 +174,7 @@ def test_the_deployment_default_can_approve_other_languages(
     with session_scope(sessions) as session:
         decided = decide_pending(
             session,
-            ids[0],
+            ids[:1],
             WordModel(),
             batch_size=4,
             default_thresholds=THRESHOLDS,

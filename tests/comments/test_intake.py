@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.comments.intake import get_comment, submit_comment
+from service.comments.intake import Submission, Submitted, get_comment, submit_batch, submit_comment
 from service.comments.schemas import CommentIn
 from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.errors import CommentNotFound, IdempotencyConflict, InvalidInput
 from service.core.migrate import upgrade_database
-from service.core.tables import Author, Comment
+from service.core.tables import Author, Comment, new_id
+from service.http.intake import IntakeBatcher, Stored
 from service.sites.keys import get_or_create_site
 
 
@@ -144,3 +147,135 @@ def test_an_author_inserted_by_a_rolled_back_submission_is_not_remembered(
         )
     with session_scope(sessions) as session:
         assert get_comment(session, site_id, submitted.comment.id).author.external_id == "ghost"
+
+
+def _batch(site_id: int, *payloads: CommentIn) -> list[Submission]:
+    return [Submission(site_id, payload, new_id()) for payload in payloads]
+
+
+def _commits(sessions: sessionmaker[Session]) -> list[int]:
+    seen: list[int] = []
+    event.listen(sessions.kw["bind"], "commit", lambda conn: seen.append(1))
+    return seen
+
+
+def test_a_batch_is_stored_in_one_transaction(sessions: sessionmaker[Session]) -> None:
+    site_id = _site(sessions)
+    commits = _commits(sessions)
+    batch = _batch(
+        site_id, *[_payload(external_id=f"b-{n}", author_id=f"u-{n % 3}") for n in range(10)]
+    )
+    answers = submit_batch(sessions, batch, max_text_chars=100)
+    assert len(commits) == 1
+    assert [a.comment.id for a in answers if isinstance(a, Submitted)] == [
+        item.comment_id for item in batch
+    ]
+    with session_scope(sessions) as session:
+        assert session.scalar(select(func.count()).select_from(Comment)) == 10
+        assert session.scalar(select(func.count()).select_from(Author)) == 3
+
+
+def test_a_comment_refused_for_itself_is_refused_alone(sessions: sessionmaker[Session]) -> None:
+    site_id = _site(sessions)
+    with session_scope(sessions) as session:
+        submit_comment(session, site_id, _payload(external_id="taken"), max_text_chars=100)
+    batch = _batch(
+        site_id,
+        _payload(external_id="fine-1"),
+        _payload(external_id="long", text="x" * 101),
+        _payload(external_id="taken", text="Another text."),
+        _payload(external_id="taken"),  # a retry of the stored one
+        _payload(external_id="fine-2"),
+        _payload(external_id="fine-2"),  # the same comment twice in one batch
+    )
+    answers = submit_batch(sessions, batch, max_text_chars=100)
+    kinds = [type(a).__name__ for a in answers]
+    assert kinds == [
+        "Submitted", "InvalidInput", "IdempotencyConflict", "Submitted", "Submitted", "Submitted"
+    ]  # fmt: skip
+    created = [a.created for a in answers if isinstance(a, Submitted)]
+    assert created == [True, False, True, False]
+    assert answers[5].comment.id == batch[4].comment_id  # type: ignore[union-attr]
+    with session_scope(sessions) as session:
+        ids = set(session.scalars(select(Comment.external_id)))
+    assert ids == {"taken", "fine-1", "fine-2"}
+
+
+def test_a_comment_that_breaks_the_transaction_fails_alone(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id = _site(sessions)
+    good = _batch(
+        site_id, _payload(external_id="g-1", author_id="new"), _payload(external_id="g-2")
+    )
+    poison = Submission(site_id + 1000, _payload(external_id="p", author_id="new"), new_id())
+    answers = submit_batch(sessions, [good[0], poison, good[1]], max_text_chars=100)
+    assert isinstance(answers[0], Submitted) and answers[0].created
+    assert isinstance(answers[1], Exception) and not isinstance(answers[1], InvalidInput)
+    assert isinstance(answers[2], Submitted) and answers[2].created
+    with session_scope(sessions) as session:
+        stored = session.scalars(select(Comment)).all()
+        assert {c.external_id: c.author.external_id for c in stored} == {"g-1": "new", "g-2": "u-1"}
+    # The author the failed transaction inserted and read back was not remembered.
+    with session_scope(sessions) as session:
+        again = submit_comment(
+            session, site_id, _payload(external_id="g-3", author_id="new"), max_text_chars=100
+        )
+        assert again.comment.author_id == session.scalar(
+            select(Author.id).where(Author.external_id == "new")
+        )
+
+
+def _batcher(
+    sessions: sessionmaker[Session], sent: list[list[str]], *, max_batch: int
+) -> IntakeBatcher:
+    def enqueue(ids: Sequence[str]) -> bool:
+        sent.append(list(ids))
+        return True
+
+    return IntakeBatcher(sessions, enqueue, max_text_chars=100, max_batch=max_batch)
+
+
+def test_comments_arriving_together_share_a_commit_and_a_message(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id = _site(sessions)
+    sent: list[list[str]] = []
+    batcher = _batcher(sessions, sent, max_batch=8)
+    commits = _commits(sessions)
+
+    async def submit_all() -> list[Stored]:
+        payloads = [_payload(external_id=f"t-{n}") for n in range(20)]
+        return await asyncio.gather(
+            *(batcher.submit(site_id, p, new_id()) for p in payloads),
+            return_exceptions=False,
+        )
+
+    stored = asyncio.run(submit_all())
+    assert [len(ids) for ids in sent] == [8, 8, 4]
+    assert len(commits) == 3
+    assert all(s.created and s.enqueued for s in stored)
+    assert [i for ids in sent for i in ids] == [s.view["id"] for s in stored]
+
+
+def test_a_lone_comment_is_stored_at_once_and_a_refusal_reaches_its_request(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id = _site(sessions)
+    sent: list[list[str]] = []
+    batcher = _batcher(sessions, sent, max_batch=8)
+
+    async def one_then_bad() -> tuple[Stored, BaseException | Stored]:
+        first = await batcher.submit(site_id, _payload(), new_id())
+        results = await asyncio.gather(
+            batcher.submit(site_id, _payload(external_id="x", text="y" * 200), new_id()),
+            batcher.submit(site_id, _payload(external_id="z"), new_id()),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], Stored) and results[1].created
+        return first, results[0]
+
+    first, refused = asyncio.run(one_then_bad())
+    assert first.created and first.enqueued and sent[0] == [first.view["id"]]
+    assert isinstance(refused, InvalidInput) and refused.field == "text"
+    assert len(sent[1]) == 1, "only the stored comment is enqueued"

@@ -1,0 +1,110 @@
+"""Group commit for submitted comments: the requests that arrive together are stored together.
+
+Each comment costs a transaction, a commit (an fsync on SQLite and PostgreSQL alike) and a
+Celery message. An API process under load has many requests waiting on those at once, so it
+writes them as one: while one batch is being stored, the requests arriving meanwhile queue up,
+and the next batch takes them all (up to `max_batch`), in one transaction and one message to
+the scoring queue. Nothing waits to fill a batch: a lone comment is stored at once, as before,
+and batches grow only when comments would otherwise queue behind each other's commits.
+
+The promise is unchanged: a request is answered only after its comment committed, and the
+scoring message is sent only after that commit (a worker must never look for a row it cannot
+see yet). A comment refused for itself is refused alone (see `submit_batch`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.comments.intake import Submission, Submitted, submit_batch
+from service.comments.schemas import CommentIn
+from service.comments.views import comment_status_view
+
+__all__ = ["IntakeBatcher", "Stored"]
+
+
+@dataclass
+class Stored:
+    view: dict[str, Any]
+    created: bool  # False: the same external id was submitted before
+    enqueued: bool = False  # a worker will hear of it now (not only from the sweeper)
+
+
+@dataclass
+class _Waiting:
+    item: Submission
+    future: asyncio.Future[Stored]
+
+
+class IntakeBatcher:
+    """Stores comments in batches of whatever arrived while the previous batch was stored.
+
+    One batch is in flight per process at a time: SQLite has one writer anyway, and on
+    PostgreSQL a larger batch costs the same commit as a small one.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        enqueue: Callable[[Sequence[str]], bool],
+        *,
+        max_text_chars: int,
+        max_batch: int,
+    ) -> None:
+        self._sessions, self._enqueue = sessions, enqueue
+        self._max_text_chars, self._max_batch = max_text_chars, max_batch
+        self._queue: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, site_id: int, payload: CommentIn, comment_id: str) -> Stored:
+        """Store the comment (or find the one stored under its external id) and enqueue it."""
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(Submission(site_id, payload, comment_id), future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="intake-writer")
+        # A request that goes away still has its comment stored: the writer owns the batch.
+        return await asyncio.shield(future)
+
+    async def _write(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                answers = await run_in_threadpool(self._store, [w.item for w in batch])
+            except Exception as exc:  # only the enqueue or a view can raise here
+                for waiting in batch:
+                    _settle(waiting.future, exc)
+                continue
+            for waiting, answer in zip(batch, answers, strict=True):
+                _settle(waiting.future, answer)
+
+    def _store(self, batch: list[Submission]) -> list[Stored | Exception]:
+        """On a worker thread: commit the batch, then send its new comments in one message."""
+        answers = submit_batch(self._sessions, batch, max_text_chars=self._max_text_chars)
+        stored = [
+            _stored(answer) if isinstance(answer, Submitted) else answer for answer in answers
+        ]
+        created = [s for s in stored if isinstance(s, Stored) and s.created]
+        if created and self._enqueue([s.view["id"] for s in created]):
+            for s in created:
+                s.enqueued = True
+        return stored
+
+
+def _stored(submitted: Submitted) -> Stored:
+    return Stored(comment_status_view(submitted.comment), submitted.created)
+
+
+def _settle(future: asyncio.Future[Stored], answer: Stored | Exception) -> None:
+    if future.done():
+        return
+    if isinstance(answer, Exception):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)
