@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Executable, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,14 +53,19 @@ class Submission:
     comment_id: str
 
 
-def _insert(
-    session: Session, table: type[Author] | type[Comment]
-) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT of the session's dialect: only the dialects' own can skip a duplicate."""
-    dialect = _engine(session).dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+@functools.cache
+def _inserts(dialect: str) -> tuple[Executable, Executable]:
+    """The author and comment INSERTs of a dialect (only the dialects' own can skip a
+    duplicate), built once: a statement built per comment costs more than running it."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    authors, comments = cast(Table, Author.__table__), cast(Table, Comment.__table__)
+    author = insert(authors).on_conflict_do_nothing(index_elements=["site_id", "external_id"])
+    comment = (
+        insert(comments)
+        .on_conflict_do_nothing(index_elements=["site_id", "external_id"])
+        .returning(comments.c.id)  # no row back means another comment holds the external id
+    )
+    return author, comment
 
 
 class _KnownAuthors:
@@ -109,10 +116,10 @@ def _author_id(session: Session, site_id: int, external_id: str) -> int:
         return found
     session.info.setdefault(_NEW_AUTHORS, set()).add((site_id, external_id))
     # Two comments of a new author may arrive at once: let the unique constraint pick one.
+    insert_author, _ = _inserts(engine.dialect.name)
     session.execute(
-        _insert(session, Author)
-        .values(site_id=site_id, external_id=external_id, trust="normal", created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["site_id", "external_id"])
+        insert_author,
+        {"site_id": site_id, "external_id": external_id, "trust": "normal", "created_at": utcnow()},
     )
     return session.scalars(
         select(Author.id).where(Author.site_id == site_id, Author.external_id == external_id)
@@ -165,12 +172,8 @@ def submit_comment(
         "created_at": now,
         "updated_at": now,
     }
-    inserted = session.execute(
-        _insert(session, Comment)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["site_id", "external_id"])
-        .returning(Comment.id)  # no row back means another comment holds the external id
-    ).scalar_one_or_none()
+    _, insert_comment = _inserts(_engine(session).dialect.name)
+    inserted = session.execute(insert_comment, values).scalar_one_or_none()
     if inserted is None:
         existing = get_comment_by_external_id(session, site_id, payload.external_id)
         _same_submission(existing, payload)

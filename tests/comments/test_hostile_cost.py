@@ -61,7 +61,9 @@ def test_language_detection_reads_a_bounded_text_whatever_nfkc_makes_of_it(
 
 
 def test_an_ordinary_comment_reaches_the_detector_whole(detector: _ReadingDetector) -> None:
-    text = "\uff34he minister\u2019s reply\u2026 was long. " * 40  # fullwidth T, ellipsis
+    # Fullwidth T, an ellipsis, and no English-only word, which would settle it without the
+    # detector.
+    text = "\uff34oday, minister\u2019s reply\u2026 was long. " * 40
     assert detect_language(text).is_english
     folded = text.replace("\uff34", "T").replace("\u2026", "...")
     assert detector.texts == [" ".join(folded.split())]
@@ -71,12 +73,12 @@ def test_e_mail_addresses_are_still_taken_out_before_detection(
     detector: _ReadingDetector,
 ) -> None:
     detect_language(
-        "Write to bob.smith@example.co.uk, <b>ann@news.org</b> or (joe@mail.com) about the vote"
+        "Write to bob.smith@example.co.uk, <b>ann@news.org</b> or (joe@mail.com) before voting"
     )
     (seen,) = detector.texts
     assert "@" not in seen
     assert "example" not in seen and "news" not in seen and "mail" not in seen
-    assert seen.startswith("Write to") and seen.endswith("about the vote")
+    assert seen.startswith("Write to") and seen.endswith("before voting")
 
 
 def _submit(sessions: sessionmaker[Session], texts: dict[str, str]) -> dict[str, str]:
