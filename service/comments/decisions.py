@@ -7,19 +7,31 @@ would judge it as garbled English. Its decision stores empty scores and the reas
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import structlog
-from sqlalchemy import Row, select, update
+from sqlalchemy import (
+    BindParameter,
+    Executable,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from service.comments.views import status_view
 from service.core.db import rowcount
-from service.core.tables import Comment, CommentStatus, Decision, Site, utcnow
+from service.core.tables import Author, Comment, CommentStatus, Decision, Site, utcnow
 from service.models.shadow import ShadowBatch, ShadowItem, record_shadow, score_shadow
 from service.rules.language import UNDETERMINED, LanguageGuess, detect_language
 from service.rules.policy import (
@@ -36,6 +48,7 @@ from service.webhooks.config import COMMENT_DECIDED, record_event
 
 __all__ = [
     "Decided",
+    "Pending",
     "Scorer",
     "decide_comments",
     "decide_pending",
@@ -84,7 +97,66 @@ class Decided:
     webhook_delivery_id: str | None = None
 
 
-def pending_batch(session: Session, comment_ids: Sequence[str], *, limit: int) -> list[str]:
+@dataclass(frozen=True)
+class Pending:
+    """A pending comment, with what deciding it needs of its author and its site."""
+
+    id: str
+    site_id: int
+    external_id: str
+    text: str
+    created_at: datetime
+    trust: str
+    site_policy: dict[str, Any] | None
+    webhook_url: str | None
+    site_name: str
+
+
+def _pending() -> Select[Any]:
+    """Pending comments as plain rows: no ORM objects to build for what is read once."""
+    return (
+        select(
+            Comment.id,
+            Comment.site_id,
+            Comment.external_id,
+            Comment.text,
+            Comment.created_at,
+            Author.trust,
+            Site.policy,
+            Site.webhook_url,
+            Site.name,
+        )
+        .join(Author, Author.id == Comment.author_id)
+        .join(Site, Site.id == Comment.site_id)
+        .where(Comment.status == CommentStatus.PENDING)
+    )
+
+
+def _rows(session: Session, statement: Executable, values: Mapping[str, Any]) -> list[Pending]:
+    return [Pending(*row) for row in session.execute(statement, values)]
+
+
+@functools.cache
+def _batch_statements() -> tuple[Executable, Executable, Executable]:
+    """Pending comments by id (locked, or not) and the oldest others (locked), built once:
+    building a statement costs more than running it."""
+    ids: BindParameter[str] = bindparam("ids", expanding=True)
+    table = Comment.__table__
+    by_id = _pending().where(Comment.id.in_(ids))
+    others = (
+        _pending()
+        .where(Comment.id.not_in(ids))
+        .order_by(Comment.created_at)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return (
+        by_id,
+        by_id.with_for_update(of=table, skip_locked=True),
+        others.with_for_update(of=table, skip_locked=True),
+    )
+
+
+def pending_batch(session: Session, comment_ids: Sequence[str], *, limit: int) -> list[Pending]:
     """Those of the comments asked for still pending, plus the oldest other pending ones, to
     decide in one go.
 
@@ -92,22 +164,13 @@ def pending_batch(session: Session, comment_ids: Sequence[str], *, limit: int) -
     a busy worker catches up instead of paying the full price per comment. On PostgreSQL the
     rows are locked and other workers skip them rather than scoring them twice.
     """
+    _, own_locked, others = _batch_statements()
     # Skip a row another worker has locked: that worker is deciding it right now.
-    own = session.scalars(
-        select(Comment.id)
-        .where(Comment.id.in_(comment_ids), Comment.status == CommentStatus.PENDING)
-        .with_for_update(skip_locked=True)
-    ).all()
+    own = _rows(session, own_locked, {"ids": list(comment_ids)})
     if not own or len(own) >= limit:
-        return list(own)
-    others = session.scalars(
-        select(Comment.id)
-        .where(Comment.status == CommentStatus.PENDING, Comment.id.not_in(comment_ids))
-        .order_by(Comment.created_at)
-        .limit(limit - len(own))
-        .with_for_update(skip_locked=True)
-    ).all()
-    return [*own, *others]
+        return own
+    more = _rows(session, others, {"ids": list(comment_ids), "limit": limit - len(own)})
+    return [*own, *more]
 
 
 def _add_spans(scorer: Scorer, text: str, reasons: list[dict[str, Any]]) -> None:
@@ -166,21 +229,10 @@ def _verdict(
         return {}, Verdict("hold", [{"code": Reason.SCORING_ERROR, "detail": str(exc)[:200]}])
 
 
-def _load_pending(
-    session: Session, comment_ids: Sequence[str]
-) -> Sequence[Row[Comment, dict[str, Any], str | None, str]]:
-    """Those of the comments still pending, each with its site's policy, webhook url and name."""
-    return session.execute(
-        select(Comment, Site.policy, Site.webhook_url, Site.name)
-        .join(Site, Site.id == Comment.site_id)
-        .where(Comment.id.in_(comment_ids), Comment.status == CommentStatus.PENDING)
-    ).all()
-
-
 def _shadow_batch(
     shadow: Scorer | None,
     scorer: Scorer,
-    comments: Sequence[Comment],
+    comments: Sequence[Pending],
     policies: Sequence[Policy],
     scored: Sequence[int],
 ) -> ShadowBatch | None:
@@ -188,22 +240,21 @@ def _shadow_batch(
     if shadow is None or not scored or shadow.version == scorer.version:
         return None
     items = [
-        ShadowItem(comments[i].id, comments[i].text, policies[i], comments[i].author.trust)
-        for i in scored
+        ShadowItem(comments[i].id, comments[i].text, policies[i], comments[i].trust) for i in scored
     ]
     return score_shadow(shadow, items)  # never raises: a broken shadow is logged
 
 
 def _judge(
     scorer: Scorer,
-    comments: Sequence[Comment],
+    comments: Sequence[Pending],
     policies: Sequence[Policy],
     *,
     shadow: Scorer | None,
 ) -> tuple[list[tuple[dict[str, float], Verdict]], ShadowBatch | None]:
     """Each comment's scores and verdict, and the shadow's: all the slow work, no write."""
     routed = [
-        author_verdict(comment.author.trust) or language_verdict(policy, language_of(comment.text))
+        author_verdict(comment.trust) or language_verdict(policy, language_of(comment.text))
         for comment, policy in zip(comments, policies, strict=True)
     ]
     scored = [i for i, verdict in enumerate(routed) if verdict is None]
@@ -215,72 +266,134 @@ def _judge(
         if verdict is not None:  # banned, or another language: scores would mean nothing
             verdicts.append(({}, verdict))
         else:
-            trust = comment.author.trust
-            verdicts.append(_verdict(scorer, comment.text, by_index[i], policy, trust))
+            verdicts.append(_verdict(scorer, comment.text, by_index[i], policy, comment.trust))
     return verdicts, shadowed
 
 
-def _record_decided(
-    session: Session, comment: Comment, decision: Decision, *, status: str, webhook: tuple[str, str]
-) -> str:
-    """The comment.decided delivery to the site's webhook (url, site name); its id."""
-    url, site_name = webhook
-    view = status_view(comment.id, comment.external_id, status=status, decision=decision)
+def _record_decided(session: Session, comment: Pending, decided: Decided) -> str | None:
+    """The comment.decided delivery to the site's webhook, if it has one; its id."""
+    if comment.webhook_url is None:
+        return None
+    view = status_view(
+        comment.id, comment.external_id, status=decided.status, decision=decided.decision
+    )
     return record_event(
         session,
         site_id=comment.site_id,
-        url=url,
+        url=comment.webhook_url,
         event=COMMENT_DECIDED,
         comment_id=comment.id,
         data={"comment": view},
-        site_name=site_name,
+        site_name=comment.site_name,
     )
+
+
+@functools.cache
+def _statements() -> tuple[Executable, Executable]:
+    """The guarded move out of pending and the decision's INSERT, built once: building a
+    statement costs more than running it."""
+    comments, decisions = cast(Table, Comment.__table__), cast(Table, Decision.__table__)
+    move = (
+        update(comments)
+        .where(comments.c.id == bindparam("b_id"), comments.c.status == CommentStatus.PENDING)
+        .values(
+            status=bindparam("b_status"),
+            updated_at=bindparam("b_now"),
+            version=comments.c.version + 1,
+            score=bindparam("b_score"),
+            reason_tags=bindparam("b_tags"),
+        )
+    )
+    return move, insert(decisions)
 
 
 def _store(
     session: Session,
-    comment: Comment,
-    scores: dict[str, float],
-    verdict: Verdict,
+    comments: Sequence[Pending],
+    verdicts: Sequence[tuple[dict[str, float], Verdict]],
     *,
     model_version: str,
-    now: datetime,
-    webhook: tuple[str, str] | None,
-) -> Decided | None:
-    """Move the comment out of pending and add its decision; None if another worker did first."""
-    moved = session.execute(
-        update(Comment)
-        .where(Comment.id == comment.id, Comment.status == CommentStatus.PENDING)
-        .values(
-            status=verdict.status,
-            updated_at=now,
-            version=Comment.version + 1,
-            score=max(scores.values(), default=0.0),
-            reason_tags=reason_tags(verdict.reasons),
+) -> list[Decided]:
+    """Move each comment out of pending and add its decision; a comment another worker moved
+    first is left out."""
+    move, add_decision = _statements()
+    now = utcnow()
+    decided: list[Decided] = []
+    for comment, (scores, verdict) in zip(comments, verdicts, strict=True):
+        moved = session.execute(
+            move,
+            {
+                "b_id": comment.id,
+                "b_status": verdict.status,
+                "b_now": now,
+                "b_score": max(scores.values(), default=0.0),
+                "b_tags": reason_tags(verdict.reasons),
+            },
         )
-        .execution_options(synchronize_session=False)
-    )
-    if rowcount(moved) != 1:
-        return None
-    decision = Decision(
-        comment_id=comment.id,
-        action=verdict.action,
-        scores=scores,
-        reasons=verdict.reasons,
-        model_version=model_version,
-        # Submission to decision: what the site's reader actually waited.
-        latency_ms=round((now - comment.created_at).total_seconds() * 1000, 3),
-        decided_at=now,
-    )
-    session.add(decision)
-    delivery_id = None
-    if webhook is not None:
-        delivery_id = _record_decided(
-            session, comment, decision, status=verdict.status, webhook=webhook
+        if rowcount(moved) != 1:
+            continue
+        decision = Decision(
+            comment_id=comment.id,
+            action=verdict.action,
+            scores=scores,
+            reasons=verdict.reasons,
+            model_version=model_version,
+            # Submission to decision: what the site's reader actually waited.
+            latency_ms=round((now - comment.created_at).total_seconds() * 1000, 3),
+            decided_at=now,
         )
-    return Decided(
-        comment.id, comment.site_id, comment.external_id, verdict.status, decision, delivery_id
-    )
+        decided.append(
+            Decided(comment.id, comment.site_id, comment.external_id, verdict.status, decision)
+        )
+    if decided:
+        session.execute(add_decision, [_decision_row(d.decision) for d in decided])
+    by_id = {c.id: c for c in comments}
+    return [
+        dataclasses.replace(d, webhook_delivery_id=_record_decided(session, by_id[d.comment_id], d))
+        for d in decided
+    ]
+
+
+def _decision_row(decision: Decision) -> dict[str, Any]:
+    return {
+        "comment_id": decision.comment_id,
+        "action": decision.action,
+        "scores": decision.scores,
+        "reasons": decision.reasons,
+        "model_version": decision.model_version,
+        "latency_ms": decision.latency_ms,
+        "decided_at": decision.decided_at,
+    }
+
+
+def _decide(
+    session: Session,
+    comments: Sequence[Pending],
+    scorer: Scorer,
+    *,
+    default_thresholds: Mapping[str, float],
+    unsupported_language: LanguageAction,
+    shadow: Scorer | None,
+) -> list[Decided]:
+    if not comments:
+        return []
+    site_policies: dict[int, Policy] = {}
+    for comment in comments:  # a site's policy is read once a batch
+        if comment.site_id not in site_policies:
+            site_policies[comment.site_id] = policy_for_site(
+                default_thresholds,
+                comment.site_policy or {},
+                unsupported_language=unsupported_language,
+            )
+    policies = [site_policies[comment.site_id] for comment in comments]
+    # Everything slow happens before the first write: on SQLite the first UPDATE takes the
+    # database's only write lock, and intake must not wait behind the model.
+    verdicts, shadowed = _judge(scorer, comments, policies, shadow=shadow)
+    decided = _store(session, comments, verdicts, model_version=scorer.version)
+    session.flush()
+    if shadowed is not None:
+        record_shadow(session, shadowed, decided={d.comment_id for d in decided})
+    return decided
 
 
 def decide_comments(
@@ -304,31 +417,16 @@ def decide_comments(
     """
     if not comment_ids:
         return []
-    found = _load_pending(session, comment_ids)
-    if not found:
-        return []
-    comments = [comment for comment, _, _, _ in found]
-    # Each comment's site webhook (url, site name), None where the site has none.
-    hooks = [(url, name) if url is not None else None for _, _, url, name in found]
-    policies = [
-        policy_for_site(
-            default_thresholds, site_policy or {}, unsupported_language=unsupported_language
-        )
-        for _, site_policy, _, _ in found
-    ]
-    # Everything slow happens before the first write: on SQLite the first UPDATE takes the
-    # database's only write lock, and intake must not wait behind the model.
-    verdicts, shadowed = _judge(scorer, comments, policies, shadow=shadow)
-    now = utcnow()
-    stored = (
-        _store(session, c, scores, verdict, now=now, model_version=scorer.version, webhook=hook)
-        for c, (scores, verdict), hook in zip(comments, verdicts, hooks, strict=True)
+    by_id, _, _ = _batch_statements()
+    comments = _rows(session, by_id, {"ids": list(comment_ids)})
+    return _decide(
+        session,
+        comments,
+        scorer,
+        default_thresholds=default_thresholds,
+        unsupported_language=unsupported_language,
+        shadow=shadow,
     )
-    decided = [d for d in stored if d is not None]
-    session.flush()
-    if shadowed is not None:
-        record_shadow(session, shadowed, decided={d.comment_id for d in decided})
-    return decided
 
 
 def decide_pending(
@@ -342,10 +440,9 @@ def decide_pending(
     shadow: Scorer | None = None,
 ) -> list[Decided]:
     """Decide the comments, and with them other pending ones, up to `batch_size` in all."""
-    ids = pending_batch(session, comment_ids, limit=batch_size)
-    return decide_comments(
+    return _decide(
         session,
-        ids,
+        pending_batch(session, comment_ids, limit=batch_size),
         scorer,
         default_thresholds=default_thresholds,
         unsupported_language=unsupported_language,
