@@ -6,21 +6,27 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from classifier.attributes import ATTRIBUTES
 from classifier.card import render_card
 from classifier.features import CharNgramFeaturizer, WordNgramFeaturizer
-from classifier.model import ToxicityModel, json_params
+from classifier.fitted import FittedToxicity
+
+if TYPE_CHECKING:  # imported where needed: it brings scikit-learn, which scoring never needs
+    from classifier.model import ToxicityModel
 
 __all__ = [
     "ArtifactError",
     "artifact_files",
     "artifact_identity",
+    "load_default_fitted",
     "load_default_model",
+    "load_fitted",
     "load_model",
     "save_model",
 ]
@@ -59,6 +65,8 @@ def _digest(files: dict[str, bytes]) -> tuple[dict[str, str], str]:
 
 def artifact_files(model: ToxicityModel) -> dict[str, bytes]:
     """The content files of `model`'s artifact (their sha256 identifies the model)."""
+    from classifier.model import json_params
+
     arrays = {
         "word_idf": model.word_.idf_,
         "char_codes": model.char_.codes_,
@@ -136,7 +144,32 @@ def load_model(directory: str | Path, *, expected_sha256: str | None = None) -> 
     `expected_sha256` (e.g. from a registry) guards against an artifact whose files and
     manifest were changed together: the manifest alone only proves they agree.
     """
-    directory = Path(directory)
+    from classifier.model import ToxicityModel
+
+    known = set(ToxicityModel().get_params())
+    model = _load(Path(directory), expected_sha256, lambda params: _estimator(params, known))
+    return cast("ToxicityModel", model)
+
+
+def load_fitted(directory: str | Path, *, expected_sha256: str | None = None) -> FittedToxicity:
+    """`load_model` for a process that only scores: the fitted state, without the estimator
+    (and without importing scikit-learn). The same checks, the same scores."""
+    return _load(Path(directory), expected_sha256, lambda params: FittedToxicity())
+
+
+def _estimator(params: dict[str, Any], known: set[str]) -> FittedToxicity:
+    from classifier.model import ToxicityModel
+
+    if set(params) != known:
+        raise ValueError(f"parameters {sorted(set(params) ^ known)} are unknown or missing")
+    return ToxicityModel(**params)
+
+
+def _load(
+    directory: Path,
+    expected_sha256: str | None,
+    new: Callable[[dict[str, Any]], FittedToxicity],
+) -> FittedToxicity:
     files, sha = _read_verified(directory)
     if expected_sha256 is not None and sha != expected_sha256:
         raise ArtifactError(
@@ -151,7 +184,7 @@ def load_model(directory: str | Path, *, expected_sha256: str | None = None) -> 
     if meta.get("format") != FORMAT or tuple(meta.get("attributes", ())) != ATTRIBUTES:
         raise ArtifactError(f"{directory}: artifact is for another format or label set")
     try:
-        model = _build(meta, arrays)
+        model = _build(meta, arrays, new)
     except (KeyError, TypeError, ValueError) as exc:
         # Unknown or missing parameters, arrays of the wrong kind: never a half-built model.
         raise ArtifactError(f"{directory}: inconsistent artifact content: {exc!r}") from exc
@@ -173,27 +206,28 @@ def artifact_identity(directory: str | Path) -> tuple[str, str]:
     return _version(sha), sha
 
 
-def _build(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> ToxicityModel:
-    known = set(ToxicityModel().get_params())
+def _build(
+    meta: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    new: Callable[[dict[str, Any]], FittedToxicity],
+) -> FittedToxicity:
     params = dict(meta["params"])
-    if set(params) != known:
-        raise ValueError(f"parameters {sorted(set(params) ^ known)} are unknown or missing")
     for key in ("word_ngram_range", "char_ngram_range"):
         params[key] = tuple(params[key])
     for name, array in arrays.items():
         expected_kind = "i" if name == "char_codes" else "f"
         if array.dtype.kind != expected_kind:
             raise ValueError(f"array {name} has dtype {array.dtype}")
-    model = ToxicityModel(**params)
+    model = new(params)
     model.word_ = WordNgramFeaturizer(
-        ngram_range=model.word_ngram_range,
-        max_features=model.word_max_features,
-        min_count=model.min_count,
+        ngram_range=params["word_ngram_range"],
+        max_features=params["word_max_features"],
+        min_count=params["min_count"],
     ).set_vocabulary(meta["word_vocabulary"], arrays["word_idf"])
     model.char_ = CharNgramFeaturizer(
-        ngram_range=model.char_ngram_range,
-        max_features=model.char_max_features,
-        min_count=model.min_count,
+        ngram_range=params["char_ngram_range"],
+        max_features=params["char_max_features"],
+        min_count=params["min_count"],
     ).set_vocabulary(meta["char_alphabet"], arrays["char_codes"], idf=arrays["char_idf"])
     model.coef_ = arrays["coef"]
     model.intercept_ = arrays["intercept"]
@@ -221,3 +255,8 @@ def _build(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> ToxicityModel
 def load_default_model() -> ToxicityModel:
     """Load the model shipped in `classifier/default_model/` (callers should cache it)."""
     return load_model(DEFAULT_MODEL_DIR)
+
+
+def load_default_fitted() -> FittedToxicity:
+    """`load_fitted` of the shipped model."""
+    return load_fitted(DEFAULT_MODEL_DIR)

@@ -8,26 +8,20 @@ from inspect import signature
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, MultiOutputMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils import Tags
 
 from classifier.attributes import ATTRIBUTES
-from classifier.explain import Span, explain_text
 from classifier.features import CharNgramFeaturizer, WordNgramFeaturizer, tfidf_weight
-from classifier.located import Featurized, Located
+from classifier.fitted import FittedToxicity
 from classifier.normalize import normalize_text
 
 __all__ = ["Progress", "ToxicityModel", "json_params", "nb_log_count_ratio"]
 
 Progress = Callable[[str, float], None]
 _UNSAVED = "tfidf-lr-unsaved"
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # tanh form never overflows
 
 
 def nb_log_count_ratio(
@@ -70,7 +64,7 @@ def _fit_platt(decision: np.ndarray, target: np.ndarray) -> tuple[float, float]:
 
 # Not a ClassifierMixin: it has no `predict` or `classes_`, and its `score` scores one comment
 # rather than measuring accuracy. MultiOutputMixin: the target is the (n, 6) label matrix.
-class ToxicityModel(MultiOutputMixin, BaseEstimator):
+class ToxicityModel(MultiOutputMixin, BaseEstimator, FittedToxicity):
     """Scores comments for the six ATTRIBUTES with calibrated probabilities.
 
     A scikit-learn estimator: `__init__` stores the parameters, so `get_params`,
@@ -92,20 +86,6 @@ class ToxicityModel(MultiOutputMixin, BaseEstimator):
     matrix `coef_` over the raw TF-IDF features, so inference, explanations and the
     artifact are the same for every variant.
     """
-
-    # The fitted state, declared for type checkers only: no class-level values, so sklearn
-    # (`clone`, `check_is_fitted`) sees none of it on an unfitted model.
-    word_: WordNgramFeaturizer
-    char_: CharNgramFeaturizer
-    coef_: npt.NDArray[np.float32]
-    intercept_: npt.NDArray[np.float64]
-    calibration_: npt.NDArray[np.float64]
-    n_train_rows_: npt.NDArray[np.int64]
-    n_calibration_rows_: int
-    nb_attributes_: set[str]
-    version_: str
-    sha256_: str
-    card_: dict[str, Any]
 
     def __init__(
         self,
@@ -319,111 +299,6 @@ class ToxicityModel(MultiOutputMixin, BaseEstimator):
                 report(f"logistic regression: {ATTRIBUTES[j]}", 0.45 + 0.5 * done / len(tasks))
         self.coef_ = coef
         self.intercept_ = intercept
-
-    # -- inference ------------------------------------------------------------------------
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """The (n, n_features) TF-IDF matrix the linear models read."""
-        normalized = [normalize_text(t) for t in texts]
-        return sp.hstack(
-            [self.word_.transform(normalized), self.char_.transform(normalized)],
-            format="csr",
-            dtype=np.float32,
-        )
-
-    def featurize(self, texts: Sequence[str]) -> Featurized:
-        """`transform(texts)`, and where each text's n-grams are, for its explanation.
-
-        `predict_proba_featurized` scores it exactly as `predict_proba` scores the texts, and
-        `explain_many(..., located=featurized.located(text))` then explains a text without
-        featurising it again (a third of what explaining a news comment costs otherwise).
-        """
-        if isinstance(texts, str):
-            raise TypeError("featurize takes a sequence of texts")
-        normalized = [normalize_text(t) for t in texts]
-        word_counts, word_located = self.word_.counts_located(normalized)
-        char_counts, char_located = self.char_.counts_located(normalized)
-        matrix = sp.hstack(
-            [
-                tfidf_weight(word_counts, self.word_.idf_),
-                tfidf_weight(char_counts, self.char_.idf_),
-            ],
-            format="csr",
-            dtype=np.float32,
-        )
-        return Featurized(tuple(texts), matrix, word_located, char_located)
-
-    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
-        """Uncalibrated log-odds, shape (n, 6)."""
-        return self._decision(self.transform(texts))
-
-    def _decision(self, x: sp.csr_matrix) -> np.ndarray:
-        # One sparse product against the stacked weights scores all six attributes at once.
-        return np.asarray(x @ self.coef_, dtype=np.float64) + self.intercept_
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Calibrated probabilities, shape (n, 6), columns in ATTRIBUTES order."""
-        if isinstance(texts, str):
-            raise TypeError("predict_proba takes a sequence of texts; use score() for one")
-        if len(texts) == 0:
-            return np.zeros((0, len(ATTRIBUTES)))
-        return self._calibrated(self.decision_function(texts))
-
-    def predict_proba_featurized(self, featurized: Featurized) -> np.ndarray:
-        """`predict_proba` of the texts `featurized` holds (the same probabilities, bit for bit)."""
-        if len(featurized.texts) == 0:
-            return np.zeros((0, len(ATTRIBUTES)))
-        return self._calibrated(self._decision(featurized.matrix))
-
-    def _calibrated(self, decision: np.ndarray) -> np.ndarray:
-        return _sigmoid(decision * self.calibration_[:, 0] + self.calibration_[:, 1])
-
-    def score(self, text: str) -> dict[str, float]:
-        """Calibrated probability per attribute for one comment."""
-        proba = self.predict_proba([text])[0]
-        return {name: float(p) for name, p in zip(ATTRIBUTES, proba, strict=True)}
-
-    def explain(
-        self,
-        text: str,
-        attribute: str = "toxic",
-        *,
-        top_k: int = 5,
-        located: tuple[Located, Located] | None = None,
-    ) -> list[Span]:
-        """The word spans of `text` that pushed `attribute` up most, largest first."""
-        return self.explain_many(text, (attribute,), top_k=top_k, located=located)[attribute]
-
-    def explain_many(
-        self,
-        text: str,
-        attributes: Sequence[str],
-        *,
-        top_k: int = 5,
-        located: tuple[Located, Located] | None = None,
-    ) -> dict[str, list[Span]]:
-        """`explain` for several attributes in one pass over the text.
-
-        `located` (from `featurize(...).located(text)`) saves featurising `text` again.
-        """
-        unknown = [a for a in attributes if a not in ATTRIBUTES]
-        if unknown:
-            raise ValueError(f"unknown attribute {unknown[0]!r}; expected one of {ATTRIBUTES}")
-        columns = [ATTRIBUTES.index(a) for a in attributes]
-        n_word = len(self.word_.vocabulary_)
-        # Platt's slope is positive for any useful model, so raw weights rank like scores.
-        # Row slices are views: only the comment's own rows are read, never the whole matrix
-        # copied (selecting columns first copied all 12 MB of it, 1.6 ms, on every call).
-        explained = explain_text(
-            text,
-            word=self.word_,
-            char=self.char_,
-            word_weights=self.coef_[:n_word],
-            char_weights=self.coef_[n_word:],
-            columns=None if columns == list(range(len(ATTRIBUTES))) else columns,
-            top_k=top_k,
-            located=located,
-        )
-        return dict(zip(attributes, explained, strict=True))
 
 
 def json_params(model: ToxicityModel) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from service.core.broker import RETRAIN, RETRAIN_IF_DUE, enqueue_retrain
-from service.models.retrain import RetrainConfig, run_job
 from service.models.training_jobs import retrain_if_due as start_if_due
 from workers.app import app, resources
 
@@ -16,6 +15,10 @@ __all__ = ["retrain", "retrain_if_due"]
 # sweep fails it when its heartbeat stops.
 @app.task(name=RETRAIN, acks_late=True, reject_on_worker_lost=False, ignore_result=True)
 def retrain(job_id: str) -> None:
+    # Imported here: training brings scikit-learn (about 80 MB), which every other worker
+    # that loads this module (all do, to know the task) never needs.
+    from service.models.retrain import RetrainConfig, run_job
+
     res = resources()
     run_job(
         res.sessions,

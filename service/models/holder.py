@@ -18,8 +18,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from classifier import load_model
-from classifier.artifact import DEFAULT_MODEL_DIR, ArtifactError, artifact_identity
+from classifier.artifact import DEFAULT_MODEL_DIR, ArtifactError, artifact_identity, load_fitted
 from service.core.db import session_scope
 from service.models.registry import (
     active_version,
@@ -135,7 +134,7 @@ class ModelHolder:
                     self._loaded.pop(version, None)
 
     def _load_bootstrap(self) -> ModelScorer:
-        scorer = ModelScorer(load_model(self.bootstrap_dir))
+        scorer = ModelScorer(load_fitted(self.bootstrap_dir))
         self._loaded[scorer.version] = scorer
         return scorer
 
@@ -151,7 +150,7 @@ class ModelHolder:
                 return bootstrap
             with session_scope(self.sessions) as session:
                 fetched = fetch_artifact(session, version, self.cache_dir)
-            scorer = ModelScorer(load_model(fetched.directory, expected_sha256=fetched.sha256))
+            scorer = ModelScorer(load_fitted(fetched.directory, expected_sha256=fetched.sha256))
             if scorer.version != version:
                 raise ValueError(f"artifact holds {scorer.version!r}, not {version!r}")
         except Exception as exc:

@@ -16,16 +16,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 from sqlalchemy.orm import Session
 
-from classifier import ATTRIBUTES, BiasReport, attribute_metrics
+from classifier.attributes import ATTRIBUTES
 from service.core.errors import ArtifactCorrupt, ModelNotFound
 from service.core.tables import ModelVersion
 from service.models.registry import promote
+
+if TYPE_CHECKING:
+    from classifier.fairness import BiasReport
 
 __all__ = [
     "MIN_CLASS_ROWS",
@@ -53,6 +55,10 @@ class Evaluation:
 
     def metrics(self) -> dict[str, Any]:
         """Unweighted figures of each model (the rule's own, weighted ones are in its verdict)."""
+        # Here, not at the top: scikit-learn's metrics are for promoting, and an API process
+        # that never promotes never pays for them (about 80 MB).
+        from classifier.evaluation import attribute_metrics
+
         return {
             "rows": len(self.labels),
             "weighted": self.weights is not None,
@@ -92,6 +98,8 @@ def _measurable(labels: np.ndarray, min_class_rows: int) -> list[int]:
 
 
 def _auc(labels: np.ndarray, proba: np.ndarray, j: int, weights: np.ndarray | None) -> float:
+    from sklearn.metrics import roc_auc_score  # see Evaluation.metrics
+
     known = ~np.isnan(labels[:, j])
     weight = None if weights is None else weights[known]
     return float(roc_auc_score(labels[known, j], proba[known, j], sample_weight=weight))

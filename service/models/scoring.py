@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from classifier import ATTRIBUTES, ToxicityModel, load_default_model, load_model
+from classifier.artifact import load_default_fitted, load_fitted
+from classifier.attributes import ATTRIBUTES
+from classifier.fitted import FittedToxicity
 from classifier.located import Featurized, Located
 
 __all__ = ["REMEMBERED_BATCH", "ModelScorer", "load_scorer"]
@@ -32,7 +34,7 @@ class ModelScorer:
 
     attributes: Sequence[str] = ATTRIBUTES
 
-    def __init__(self, model: ToxicityModel) -> None:
+    def __init__(self, model: FittedToxicity) -> None:
         self.model = model
         self.version: str = model.version_
         self._last_batch: Featurized | None = None
@@ -72,4 +74,4 @@ class ModelScorer:
 
 
 def load_scorer(model_dir: Path | None) -> ModelScorer:
-    return ModelScorer(load_model(model_dir) if model_dir else load_default_model())
+    return ModelScorer(load_fitted(model_dir) if model_dir else load_default_fitted())

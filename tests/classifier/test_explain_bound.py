@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from classifier import ToxicityModel
 from classifier.explain import MAX_CHARS, MAX_TOKENS, Span, explain_text
 from classifier.features import WORD_PATTERN, CharNgramFeaturizer, WordNgramFeaturizer
+from classifier.fitted import FittedToxicity
 from classifier.normalize import normalize
 from tests.factories import CIVIL, TOXIC, default_scorer
 
 ATTRIBUTES = ("toxic", "insult", "obscene")
 
 
-def _model() -> ToxicityModel:
+def _model() -> FittedToxicity:
     return default_scorer().model
 
 
-def _weights(model: ToxicityModel) -> tuple[np.ndarray, np.ndarray]:
+def _weights(model: FittedToxicity) -> tuple[np.ndarray, np.ndarray]:
     columns = [0, 4, 2]  # toxic, insult, obscene
     n_word = len(model.word_.vocabulary_)
     return model.coef_[:n_word][:, columns], model.coef_[n_word:][:, columns]
@@ -34,7 +34,7 @@ def _row_value(row: sp.csr_matrix, feature: int) -> np.float64:
     return np.float64(row.data[hits[0]] if len(hits) else 0.0)
 
 
-def _reference(text: str, model: ToxicityModel, *, top_k: int) -> list[list[Span]]:
+def _reference(text: str, model: FittedToxicity, *, top_k: int) -> list[list[Span]]:
     """The explanation as first written: one Python step per n-gram and per window."""
     word_weights, char_weights = _weights(model)
     normalized, offsets = normalize(text)
@@ -81,7 +81,7 @@ def _reference(text: str, model: ToxicityModel, *, top_k: int) -> list[list[Span
 
 def _explain(
     text: str,
-    model: ToxicityModel,
+    model: FittedToxicity,
     *,
     top_k: int = 5,
     word: WordNgramFeaturizer | None = None,

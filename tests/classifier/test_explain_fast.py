@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from classifier import ATTRIBUTES, Span, ToxicityModel
+from classifier import ATTRIBUTES, Span
 from classifier.explain import MAX_CHARS, MAX_TOKENS
 from classifier.features import WORD_PATTERN, CharNgramFeaturizer, tfidf_weight
+from classifier.fitted import FittedToxicity
 from classifier.normalize import normalize, normalize_text
 from service.models.scoring import ModelScorer
 from tests.factories import CIVIL, TOXIC, default_scorer
@@ -77,12 +78,12 @@ def _real_comments() -> tuple[str, ...]:
     )
 
 
-def _model() -> ToxicityModel:
+def _model() -> FittedToxicity:
     return default_scorer().model
 
 
 # -- the reference: straightforward n-gram lookups ------------------------------------------
-def _word_occurrences(tokens: list[str], model: ToxicityModel) -> tuple[np.ndarray, ...]:
+def _word_occurrences(tokens: list[str], model: FittedToxicity) -> tuple[np.ndarray, ...]:
     """(features, first tokens, lengths) of the vocabulary word n-grams, by length then place."""
     found = []
     low, high = model.word_.ngram_range
@@ -107,7 +108,7 @@ def _counts(rows: np.ndarray, features: np.ndarray, *, shape: tuple[int, int]) -
     return counts
 
 
-def _word_counts(texts: Sequence[str], model: ToxicityModel) -> sp.csr_matrix:
+def _word_counts(texts: Sequence[str], model: FittedToxicity) -> sp.csr_matrix:
     rows, features = [], []
     for row, text in enumerate(texts):
         found = _word_occurrences(WORD_PATTERN.findall(text), model)
@@ -118,7 +119,7 @@ def _word_counts(texts: Sequence[str], model: ToxicityModel) -> sp.csr_matrix:
     return _counts(np.array(rows, dtype=np.int64), np.array(features, dtype=np.int64), shape=shape)
 
 
-def _char_counts(texts: Sequence[str], model: ToxicityModel) -> sp.csr_matrix:
+def _char_counts(texts: Sequence[str], model: FittedToxicity) -> sp.csr_matrix:
     codes, positions, _ = model.char_.windows(texts)
     features = _char_lookup(model.char_, codes)
     hit = features >= 0
@@ -126,7 +127,7 @@ def _char_counts(texts: Sequence[str], model: ToxicityModel) -> sp.csr_matrix:
     return _counts(rows, features[hit], shape=(len(texts), len(model.char_.codes_)))
 
 
-def _reference_proba(model: ToxicityModel, texts: Sequence[str]) -> np.ndarray:
+def _reference_proba(model: FittedToxicity, texts: Sequence[str]) -> np.ndarray:
     """`predict_proba` as it was: TF-IDF blocks stacked to float32, one product, Platt."""
     normalized = [normalize_text(t) for t in texts]
     x = sp.hstack(

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from classifier import ArtifactError, ToxicityModel, load_model, save_model
-from classifier.artifact import _digest
+from classifier.artifact import _digest, load_fitted
+
+# Both loaders check the same things: the estimator's, and the scoring processes' own.
+LOADERS = pytest.mark.parametrize("load", [load_model, load_fitted], ids=["model", "fitted"])
 
 
 @pytest.fixture
@@ -34,6 +37,19 @@ def test_save_and_load_give_identical_predictions(
     assert loaded.version_ == f"tfidf-lr-{loaded.sha256_[:12]}"
 
 
+def test_the_fitted_state_alone_scores_and_explains_as_the_estimator(
+    model: ToxicityModel, model_dir: Path, make_corpus: Callable[[], tuple[list[str], np.ndarray]]
+) -> None:
+    texts, _ = make_corpus()
+    fitted = load_fitted(model_dir)
+    assert not isinstance(fitted, ToxicityModel)
+    np.testing.assert_array_equal(fitted.predict_proba(texts), model.predict_proba(texts))
+    assert fitted.explain_many("you stupid idiot", ["toxic", "insult"]) == model.explain_many(
+        "you stupid idiot", ["toxic", "insult"]
+    )
+    assert (fitted.sha256_, fitted.version_) == (model.sha256_, model.version_)
+
+
 def test_saving_the_same_model_twice_gives_the_same_bytes(
     model: ToxicityModel, tmp_path: Path
 ) -> None:
@@ -47,12 +63,15 @@ def test_artifact_holds_no_pickles(artifact: Path) -> None:
         assert all(arrays[name].dtype != object for name in arrays.files)
 
 
-def test_tampered_weights_raise_artifact_error(artifact: Path) -> None:
+@LOADERS
+def test_tampered_weights_raise_artifact_error(
+    artifact: Path, load: Callable[[Path], object]
+) -> None:
     data = bytearray((artifact / "model.npz").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (artifact / "model.npz").write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=r"model\.npz"):
-        load_model(artifact)
+        load(artifact)
 
 
 def test_truncated_metadata_raises_artifact_error(artifact: Path) -> None:
@@ -95,7 +114,10 @@ def test_re_signed_content_with_unknown_params_is_refused(artifact: Path) -> Non
         load_model(artifact)
 
 
-def test_re_signed_arrays_of_the_wrong_shape_are_refused(artifact: Path) -> None:
+@LOADERS
+def test_re_signed_arrays_of_the_wrong_shape_are_refused(
+    artifact: Path, load: Callable[[Path], object]
+) -> None:
     with np.load(artifact / "model.npz", allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
     arrays["calibration"] = arrays["calibration"][:, :1]
@@ -103,7 +125,7 @@ def test_re_signed_arrays_of_the_wrong_shape_are_refused(artifact: Path) -> None
     np.savez(buffer, **arrays)
     _rewrite(artifact, "model.npz", data=buffer.getvalue())
     with pytest.raises(ArtifactError, match="calibration"):
-        load_model(artifact)
+        load(artifact)
 
 
 def test_an_artifact_other_than_the_expected_one_is_refused(artifact: Path) -> None:
