@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     # A comment still pending after this long is assumed lost in transit and enqueued again.
     stale_pending_seconds: float = Field(default=60.0, gt=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
-    # Comments decided together in one model call and one transaction when the queue is busy.
+    # Comments decided together in one model call and one transaction when the queue is busy,
+    # and the most an API process stores in one transaction and one scoring message.
     score_batch_size: int = Field(default=32, ge=1, le=1000)
     # How long Redis keeps an unacknowledged message before handing it to another worker.
     broker_visibility_timeout: int = Field(default=300, ge=10)

@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from classifier.artifact import DEFAULT_MODEL_DIR, ArtifactError, artifact_identity, load_fitted
+from classifier.artifact import DEFAULT_MODEL_DIR, ArtifactError, artifact_identity
 from service.core.db import session_scope
 from service.models.registry import (
     active_version,
@@ -26,7 +26,7 @@ from service.models.registry import (
     fetch_artifact,
     shadow_version,
 )
-from service.models.scoring import ModelScorer
+from service.models.scoring import ModelScorer, scorer_from
 
 __all__ = ["ModelHolder", "register_bootstrap_model"]
 
@@ -134,7 +134,7 @@ class ModelHolder:
                     self._loaded.pop(version, None)
 
     def _load_bootstrap(self) -> ModelScorer:
-        scorer = ModelScorer(load_fitted(self.bootstrap_dir))
+        scorer = scorer_from(self.bootstrap_dir)
         self._loaded[scorer.version] = scorer
         return scorer
 
@@ -150,7 +150,7 @@ class ModelHolder:
                 return bootstrap
             with session_scope(self.sessions) as session:
                 fetched = fetch_artifact(session, version, self.cache_dir)
-            scorer = ModelScorer(load_fitted(fetched.directory, expected_sha256=fetched.sha256))
+            scorer = scorer_from(fetched.directory, expected_sha256=fetched.sha256)
             if scorer.version != version:
                 raise ValueError(f"artifact holds {scorer.version!r}, not {version!r}")
         except Exception as exc:

@@ -12,8 +12,9 @@ from classifier.artifact import load_default_fitted, load_fitted
 from classifier.attributes import ATTRIBUTES
 from classifier.fitted import FittedToxicity
 from classifier.located import Featurized, Located
+from service.core.memory import return_freed_memory
 
-__all__ = ["REMEMBERED_BATCH", "ModelScorer", "load_scorer"]
+__all__ = ["REMEMBERED_BATCH", "ModelScorer", "load_scorer", "scorer_from"]
 
 
 # The largest batch whose featurisation is kept for explaining its held comments. Keeping
@@ -74,4 +75,14 @@ class ModelScorer:
 
 
 def load_scorer(model_dir: Path | None) -> ModelScorer:
-    return ModelScorer(load_fitted(model_dir) if model_dir else load_default_fitted())
+    return scorer_from(model_dir) if model_dir else _trimmed(ModelScorer(load_default_fitted()))
+
+
+def scorer_from(directory: Path, *, expected_sha256: str | None = None) -> ModelScorer:
+    """The artifact in `directory`, verified (against `expected_sha256` too, when given)."""
+    return _trimmed(ModelScorer(load_fitted(directory, expected_sha256=expected_sha256)))
+
+
+def _trimmed(scorer: ModelScorer) -> ModelScorer:
+    return_freed_memory()  # the loader's buffers: about 23 MB of RSS otherwise
+    return scorer

@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from classifier.normalize import CONFUSABLES
+from service.core.memory import return_freed_memory
 
 __all__ = ["ENGLISH", "LanguageGuess", "detect_language", "load_detector"]
 
@@ -111,7 +112,9 @@ def load_detector() -> Any:
     """The process's detector, loaded on first use (about 0.5 s); call it early to warm up."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    detector = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return_freed_memory()  # the model's inflated file, freed but otherwise still in RSS
+    return detector
 
 
 def _is_latin(char: str) -> bool:
