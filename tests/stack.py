@@ -107,14 +107,22 @@ class Stack:
             self._wait_for_log(queue, "ready", timeout=60)
         return self
 
-    def start_worker(self, name: str = "worker", *, queue: str = SCORING_QUEUE) -> None:
-        self._spawn(name, worker_command(queue=queue, loglevel="INFO"))
+    def start_worker(
+        self, name: str = "worker", *, queue: str = SCORING_QUEUE, log_each_task: bool = False
+    ) -> None:
+        """`log_each_task`: keep Celery's per-task lines in its log (MODERATION_LOG_LEVEL=DEBUG)."""
+        env = {"MODERATION_LOG_LEVEL": "DEBUG"} if log_each_task else {}
+        self._spawn(name, worker_command(queue=queue, loglevel="INFO"), env)
         self._wait_for_log(name, "ready", timeout=60)
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
         self.processes[name] = subprocess.Popen(
-            args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=Path.cwd()
+            args,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path.cwd(),
         )
 
     def start_api(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -135,9 +136,22 @@ def _warm_child(**_: Any) -> None:
         log.info("worker_model_ready", model_version=resources().scorer.version)
 
 
+# Celery's two lines per task ("received", "succeeded"): at hundreds of batches a second they
+# are most of a worker's log and 8% of its CPU for one-comment batches (0.3 of 3.5 ms a task).
+# Failures are still logged, as errors; MODERATION_LOG_LEVEL=DEBUG brings the lines back.
+_PER_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+
+
+def _quiet_per_task_lines(level: str) -> None:
+    if level.upper() != "DEBUG":
+        for name in _PER_TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @signals.worker_ready.connect
 def _warm_and_sweep(sender: Any = None, **_: Any) -> None:
     configure_logging(get_settings().log_level)
+    _quiet_per_task_lines(get_settings().log_level)
     if _scores_comments():
         # Load the model now, not when the first comment arrives.
         log.info("worker_model_ready", model_version=resources().scorer.version)

@@ -121,7 +121,7 @@ def test_two_workers_share_the_queue_and_decide_each_comment_once(
 ) -> None:
     stack = Stack(tmp_path_factory.mktemp("two-workers"), database_url).start()
     try:
-        stack.start_worker("worker-2")
+        stack.start_worker("worker-2", log_each_task=True)
         texts = (TOXIC + CIVIL) * 6
 
         def post(index: int) -> str:
