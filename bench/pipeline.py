@@ -23,9 +23,9 @@ round, 5 s open loop, about a minute. Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import gc
 import asyncio
 import csv
+import gc
 import gzip
 import os
 import statistics
