@@ -153,7 +153,9 @@ def load_model(directory: str | Path, *, expected_sha256: str | None = None) -> 
 
 def load_fitted(directory: str | Path, *, expected_sha256: str | None = None) -> FittedToxicity:
     """`load_model` for a process that only scores: the fitted state, without the estimator
-    (and without importing scikit-learn). The same checks, the same scores."""
+    (and without importing scikit-learn). The same integrity checks (manifest, sha256, array
+    kinds and shapes) and the same scores; only the parameters it reads are required, where
+    `load_model` also refuses parameters the estimator does not know."""
     return _load(Path(directory), expected_sha256, lambda params: FittedToxicity())
 
 

@@ -11,6 +11,7 @@ from typing import cast
 import structlog
 from sqlalchemy import Engine, Executable, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.comments.schemas import CommentIn
@@ -36,6 +37,8 @@ log = structlog.get_logger(__name__)
 
 # Authors this transaction inserted: never remembered, since the transaction may roll back.
 _NEW_AUTHORS = "intake_new_authors"
+# Author ids this transaction has resolved, by (site id, external id).
+_RESOLVED = "intake_resolved_authors"
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,17 @@ def _author_id(session: Session, site_id: int, external_id: str) -> int:
     known = _KNOWN.get(engine, site_id, external_id)
     if known is not None:
         return known
+    # Resolved earlier in this transaction (a batch's authors are resolved first, in order).
+    resolved: dict[tuple[int, str], int] = session.info.setdefault(_RESOLVED, {})
+    if (site_id, external_id) in resolved:
+        return resolved[(site_id, external_id)]
+    resolved[(site_id, external_id)] = author_id = _look_up_or_insert(
+        session, engine, site_id, external_id
+    )
+    return author_id
+
+
+def _look_up_or_insert(session: Session, engine: Engine, site_id: int, external_id: str) -> int:
     found = session.scalar(
         select(Author.id).where(Author.site_id == site_id, Author.external_id == external_id)
     )
@@ -177,7 +191,9 @@ def submit_comment(
     if inserted is None:
         existing = get_comment_by_external_id(session, site_id, payload.external_id)
         _same_submission(existing, payload)
-        return Submitted(existing, created=False)
+        # The very id this submission chose: its own earlier commit, whose acknowledgement
+        # was lost and the batch retried. It is still this request's comment to enqueue.
+        return Submitted(existing, created=existing.id == comment_id)
     # The row is exactly these values: describe it without reading it back.
     comment = Comment(**{k: v for k, v in values.items() if k != "metadata"})
     comment.extra = payload.metadata
@@ -191,18 +207,23 @@ def submit_batch(
 
     Each comment gets its own answer, a `Submitted` or the error to raise for it. A comment
     refused for itself (too long, an external id holding another text) is refused alone.
-    Should the transaction itself fail, each comment is tried again in a transaction of its
-    own, so that whatever broke it breaks only its own comment; a retried comment that did
-    commit the first time (a lost commit acknowledgement) is found by its external id, as any
-    retry is.
+    Authors, then comments, are inserted in key order, so two API processes' batches take
+    PostgreSQL's row locks in the same order and never deadlock each other.
+
+    Should the transaction fail on a constraint or a value, which one comment can cause,
+    each comment is tried again in a transaction of its own, so that it fails alone. Any
+    other failure (the database away, locked, out of connections) is every comment's answer
+    at once: retrying them one by one would only wait on it again.
     """
     try:
         with session_scope(sessions) as session:
-            return [_submit_one(session, item, max_text_chars) for item in batch]
-    except Exception as exc:
+            return _submit_all(session, batch, max_text_chars)
+    except (IntegrityError, DataError) as exc:
         if len(batch) == 1:
             return [exc]
         log.warning("intake_batch_failed", size=len(batch), error=str(exc)[:200])
+    except Exception as exc:
+        return [exc] * len(batch)
     answers: list[Submitted | Exception] = []
     for item in batch:
         try:
@@ -211,6 +232,21 @@ def submit_batch(
         except Exception as exc:
             answers.append(exc)
     return answers
+
+
+def _submit_all(
+    session: Session, batch: Sequence[Submission], max_text_chars: int
+) -> list[Submitted | Exception]:
+    fitting = [item for item in batch if len(item.payload.text) <= max_text_chars]
+    for site_id, author in sorted({(i.site_id, i.payload.author_id) for i in fitting}):
+        _author_id(session, site_id, author)
+    order = sorted(
+        range(len(batch)), key=lambda i: (batch[i].site_id, batch[i].payload.external_id)
+    )
+    answers: dict[int, Submitted | Exception] = {
+        i: _submit_one(session, batch[i], max_text_chars) for i in order
+    }
+    return [answers[i] for i in range(len(batch))]
 
 
 def _submit_one(
@@ -224,7 +260,9 @@ def _submit_one(
             max_text_chars=max_text_chars,
             comment_id=item.comment_id,
         )
-    except (InvalidInput, IdempotencyConflict) as refused:  # raised before anything is written
+    # Nothing of the comment is written; a new author it named may be (an author row with
+    # no comment, as a failed post leaves in any forum).
+    except (InvalidInput, IdempotencyConflict) as refused:
         return refused
 
 

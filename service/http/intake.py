@@ -19,14 +19,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.comments.intake import Submission, Submitted, submit_batch
 from service.comments.schemas import CommentIn
 from service.comments.views import comment_status_view
+from service.core.errors import Unavailable
 
 __all__ = ["IntakeBatcher", "Stored"]
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -45,8 +49,11 @@ class _Waiting:
 class IntakeBatcher:
     """Stores comments in batches of whatever arrived while the previous batch was stored.
 
-    One batch is in flight per process at a time: SQLite has one writer anyway, and on
-    PostgreSQL a larger batch costs the same commit as a small one.
+    One batch is written at a time per process: SQLite has one writer anyway, and on
+    PostgreSQL a larger batch costs the same commit as a small one. A committed batch's
+    scoring message is sent beside the next batch's write, not before it: a slow or
+    unreachable Redis then holds only the requests of the batches it is sending, as it held
+    only their own requests before batching, and never the commits of the others.
     """
 
     def __init__(
@@ -61,40 +68,79 @@ class IntakeBatcher:
         self._max_text_chars, self._max_batch = max_text_chars, max_batch
         self._queue: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()  # referenced, so none is collected
 
     async def submit(self, site_id: int, payload: CommentIn, comment_id: str) -> Stored:
         """Store the comment (or find the one stored under its external id) and enqueue it."""
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(Submission(site_id, payload, comment_id), future))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="intake-writer")
+            self._start_writer()
         # A request that goes away still has its comment stored: the writer owns the batch.
         return await asyncio.shield(future)
 
     async def _write(self) -> None:
-        while self._queue:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-            try:
+        batch: list[_Waiting] = []
+        try:
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
                 answers = await run_in_threadpool(self._store, [w.item for w in batch])
-            except Exception as exc:  # only the enqueue or a view can raise here
-                for waiting in batch:
-                    _settle(waiting.future, exc)
-                continue
-            for waiting, answer in zip(batch, answers, strict=True):
-                _settle(waiting.future, answer)
+                sending = asyncio.create_task(self._send(batch, answers), name="intake-send")
+                self._sending.add(sending)
+                sending.add_done_callback(self._sending.discard)
+                batch = []
+        except BaseException as exc:
+            # Cancelled (the process is stopping) or broken: no request may wait forever.
+            for waiting in batch:
+                _settle(waiting.future, _stopped())
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("intake_writer_failed")
+
+    def _start_writer(self) -> None:
+        self._writer = asyncio.create_task(self._write(), name="intake-writer")
+        self._writer.add_done_callback(self._after_writer)
+
+    def _after_writer(self, writer: asyncio.Task[None]) -> None:
+        """No request may wait forever: a writer cancelled with requests still queued (even
+        before it ran) answers them; one that broke leaves them to a new writer."""
+        if not self._queue:
+            return
+        if writer.cancelled():
+            for waiting in self._queue:
+                _settle(waiting.future, _stopped())
+            self._queue.clear()
+        else:
+            self._start_writer()
 
     def _store(self, batch: list[Submission]) -> list[Stored | Exception]:
-        """On a worker thread: commit the batch, then send its new comments in one message."""
+        """On a worker thread: commit the batch; each comment's answer or its error."""
         answers = submit_batch(self._sessions, batch, max_text_chars=self._max_text_chars)
-        stored = [
-            _stored(answer) if isinstance(answer, Submitted) else answer for answer in answers
-        ]
-        created = [s for s in stored if isinstance(s, Stored) and s.created]
-        if created and self._enqueue([s.view["id"] for s in created]):
-            for s in created:
-                s.enqueued = True
-        return stored
+        return [_stored(answer) if isinstance(answer, Submitted) else answer for answer in answers]
+
+    async def _send(self, batch: list[_Waiting], answers: list[Stored | Exception]) -> None:
+        """Send the batch's new comments in one message, then answer its requests."""
+        created = [a for a in answers if isinstance(a, Stored) and a.created]
+        sent, stopped = False, None
+        try:
+            sent = bool(created) and await run_in_threadpool(
+                self._enqueue, [a.view["id"] for a in created]
+            )
+        except Exception:  # committed all the same: the sweeper will enqueue them
+            log.exception("intake_enqueue_failed", count=len(created))
+        except BaseException as exc:  # cancelled: the comments are stored; say so, then stop
+            stopped = exc
+        for stored in created:
+            stored.enqueued = sent
+        for waiting, answer in zip(batch, answers, strict=True):
+            _settle(waiting.future, answer)
+        if stopped is not None:
+            raise stopped
+
+
+def _stopped() -> Unavailable:
+    return Unavailable("intake stopped before storing this comment; retry")
 
 
 def _stored(submitted: Submitted) -> Stored:

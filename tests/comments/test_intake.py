@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.comments.intake import Submission, Submitted, get_comment, submit_batch, submit_comment
 from service.comments.schemas import CommentIn
 from service.core.db import make_engine, make_session_factory, session_scope
-from service.core.errors import CommentNotFound, IdempotencyConflict, InvalidInput
+from service.core.errors import CommentNotFound, IdempotencyConflict, InvalidInput, Unavailable
 from service.core.migrate import upgrade_database
 from service.core.tables import Author, Comment, new_id
 from service.http.intake import IntakeBatcher, Stored
@@ -279,3 +281,96 @@ def test_a_lone_comment_is_stored_at_once_and_a_refusal_reaches_its_request(
     assert first.created and first.enqueued and sent[0] == [first.view["id"]]
     assert isinstance(refused, InvalidInput) and refused.field == "text"
     assert len(sent[1]) == 1, "only the stored comment is enqueued"
+
+
+def test_a_database_failure_is_every_comments_answer_without_retrying_each(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id = _site(sessions)
+    attempts: list[str] = []
+
+    @event.listens_for(sessions.kw["bind"], "before_cursor_execute")
+    def refuse(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if statement.startswith("INSERT INTO comments"):
+            attempts.append(statement)
+            raise OperationalError(statement, None, Exception("database is locked"))
+
+    batch = _batch(site_id, *[_payload(external_id=f"d-{n}") for n in range(3)])
+    answers = submit_batch(sessions, batch, max_text_chars=100)
+    assert all(isinstance(a, OperationalError) for a in answers)
+    assert len(attempts) == 1, "one attempt for the batch, none for each comment"
+
+
+def test_a_batch_retried_after_its_commit_landed_still_owns_its_comments(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id = _site(sessions)
+    batch = _batch(site_id, _payload(external_id="landed"))
+    (first,) = submit_batch(sessions, batch, max_text_chars=100)
+    (again,) = submit_batch(sessions, batch, max_text_chars=100)  # the same ids: a lost ack
+    assert isinstance(first, Submitted) and isinstance(again, Submitted)
+    assert again.created and again.comment.id == first.comment.id
+    (other,) = submit_batch(
+        sessions, _batch(site_id, _payload(external_id="landed")), max_text_chars=100
+    )
+    assert isinstance(other, Submitted) and not other.created, "another request's retry"
+
+
+def test_a_batch_inserts_its_authors_and_comments_in_key_order(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id = _site(sessions)
+    inserted: list[tuple[str, str]] = []
+
+    @event.listens_for(sessions.kw["bind"], "before_cursor_execute")
+    def record(conn: object, cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        for table in ("authors", "comments"):
+            if statement.startswith(f"INSERT INTO {table}"):
+                inserted.append((table, str(parameters)))
+
+    payloads = [("c-3", "u-b"), ("c-1", "u-c"), ("c-2", "u-a")]
+    batch = _batch(site_id, *[_payload(external_id=e, author_id=a) for e, a in payloads])
+    submit_batch(sessions, batch, max_text_chars=100)
+    authors = [p for table, p in inserted if table == "authors"]
+    comments = [p for table, p in inserted if table == "comments"]
+    assert [next(a for a in ("u-a", "u-b", "u-c") if f"'{a}'" in p) for p in authors] == [
+        "u-a", "u-b", "u-c"
+    ]  # fmt: skip
+    assert [next(c for c in ("c-1", "c-2", "c-3") if f"'{c}'" in p) for p in comments] == [
+        "c-1", "c-2", "c-3"
+    ]  # fmt: skip
+
+
+def test_a_failed_enqueue_answers_stored_and_not_enqueued(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id = _site(sessions)
+
+    def broken(ids: Sequence[str]) -> bool:
+        raise RuntimeError("the broker client broke")
+
+    batcher = IntakeBatcher(sessions, broken, max_text_chars=100, max_batch=8)
+    stored = asyncio.run(batcher.submit(site_id, _payload(), new_id()))
+    assert stored.created and not stored.enqueued
+    with session_scope(sessions) as session:
+        assert get_comment(session, site_id, stored.view["id"]).status == "pending"
+
+
+def test_requests_queued_behind_a_cancelled_writer_are_answered(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id = _site(sessions)
+    batcher = _batcher(sessions, [], max_batch=8)
+
+    async def cancel_the_writer() -> list[BaseException | Stored]:
+        submits = [
+            asyncio.ensure_future(batcher.submit(site_id, _payload(external_id=f"q-{n}"), new_id()))
+            for n in range(3)
+        ]
+        await asyncio.sleep(0)  # the first submit has started the writer
+        assert batcher._writer is not None
+        batcher._writer.cancel()
+        return await asyncio.wait_for(asyncio.gather(*submits, return_exceptions=True), 5)
+
+    answers = asyncio.run(cancel_the_writer())
+    assert all(isinstance(a, Unavailable) for a in answers), answers
