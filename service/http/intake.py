@@ -80,15 +80,26 @@ class IntakeBatcher:
         return await asyncio.shield(future)
 
     async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
         batch: list[_Waiting] = []
         try:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                answers = await run_in_threadpool(self._store, [w.item for w in batch])
-                sending = asyncio.create_task(self._send(batch, answers), name="intake-send")
-                self._sending.add(sending)
-                sending.add_done_callback(self._sending.discard)
+                # One trip to a worker thread stores the batch and then sends its message; the
+                # thread says when the commit is done, and the next batch is written while
+                # this one is being sent.
+                committed: asyncio.Future[None] = loop.create_future()
+                job = asyncio.ensure_future(
+                    run_in_threadpool(self._store_and_send, [w.item for w in batch], committed)
+                )
+                either: set[asyncio.Future[Any]] = {committed, job}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                if not committed.done():  # the job ended before committing: it raised
+                    job.result()
+                finishing = asyncio.create_task(self._answer(batch, job), name="intake-answer")
+                self._sending.add(finishing)
+                finishing.add_done_callback(self._sending.discard)
                 batch = []
         except BaseException as exc:
             # Cancelled (the process is stopping) or broken: no request may wait forever.
@@ -114,29 +125,44 @@ class IntakeBatcher:
         else:
             self._start_writer()
 
-    def _store(self, batch: list[Submission]) -> list[Stored | Exception]:
-        """On a worker thread: commit the batch; each comment's answer or its error."""
+    def _store_and_send(
+        self, batch: list[Submission], committed: asyncio.Future[None]
+    ) -> list[Stored | Exception]:
+        """On a worker thread: commit the batch, say so, then send its new comments in one
+        message; each comment's answer or its error."""
         answers = submit_batch(self._sessions, batch, max_text_chars=self._max_text_chars)
-        return [_stored(answer) if isinstance(answer, Submitted) else answer for answer in answers]
-
-    async def _send(self, batch: list[_Waiting], answers: list[Stored | Exception]) -> None:
-        """Send the batch's new comments in one message, then answer its requests."""
-        created = [a for a in answers if isinstance(a, Stored) and a.created]
-        sent, stopped = False, None
+        committed.get_loop().call_soon_threadsafe(_settle_done, committed)
+        stored = [_stored(a) if isinstance(a, Submitted) else a for a in answers]
+        created = [a for a in stored if isinstance(a, Stored) and a.created]
         try:
-            sent = bool(created) and await run_in_threadpool(
-                self._enqueue, [a.view["id"] for a in created]
-            )
+            sent = bool(created) and self._enqueue([a.view["id"] for a in created])
         except Exception:  # committed all the same: the sweeper will enqueue them
             log.exception("intake_enqueue_failed", count=len(created))
-        except BaseException as exc:  # cancelled: the comments are stored; say so, then stop
-            stopped = exc
-        for stored in created:
-            stored.enqueued = sent
+            sent = False
+        for a in created:
+            a.enqueued = sent
+        return stored
+
+    async def _answer(
+        self, batch: list[_Waiting], job: asyncio.Future[list[Stored | Exception]]
+    ) -> None:
+        """Answer the batch's requests once its message is sent (or could not be)."""
+        try:
+            answers = await job
+        except BaseException as exc:  # the views could not be built; the comments are stored
+            for waiting in batch:
+                _settle(waiting.future, _stopped())
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("intake_answer_failed")
+            return
         for waiting, answer in zip(batch, answers, strict=True):
             _settle(waiting.future, answer)
-        if stopped is not None:
-            raise stopped
+
+
+def _settle_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _stopped() -> Unavailable:
