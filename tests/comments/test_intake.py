@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -374,3 +375,34 @@ def test_requests_queued_behind_a_cancelled_writer_are_answered(
 
     answers = asyncio.run(cancel_the_writer())
     assert all(isinstance(a, Unavailable) for a in answers), answers
+
+
+def test_a_slow_send_holds_only_its_own_batch(sessions: sessionmaker[Session]) -> None:
+    site_id = _site(sessions)
+    release, sent = threading.Event(), []
+
+    def slow_then_quick(ids: Sequence[str]) -> bool:
+        sent.append(list(ids))
+        if len(sent) == 1:
+            release.wait(10)  # a Redis that does not answer
+        return True
+
+    batcher = IntakeBatcher(sessions, slow_then_quick, max_text_chars=100, max_batch=8)
+
+    async def submit_around_the_stuck_send() -> tuple[Stored, Stored, bool]:
+        first = asyncio.ensure_future(
+            batcher.submit(site_id, _payload(external_id="s-1"), new_id())
+        )
+        while not sent:
+            await asyncio.sleep(0.01)
+        second = await asyncio.wait_for(
+            batcher.submit(site_id, _payload(external_id="s-2"), new_id()), 5
+        )
+        first_was_waiting = not first.done()
+        release.set()
+        return await first, second, first_was_waiting
+
+    first, second, first_was_waiting = asyncio.run(submit_around_the_stuck_send())
+    assert first_was_waiting, "the first request waits for its own send"
+    assert second.created and second.enqueued, "the next batch was stored and sent meanwhile"
+    assert first.created and first.enqueued
