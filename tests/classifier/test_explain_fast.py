@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from classifier import ATTRIBUTES, Span
 from classifier.explain import MAX_CHARS, MAX_TOKENS
 from classifier.features import WORD_PATTERN, CharNgramFeaturizer, tfidf_weight
-from classifier.fitted import FittedToxicity
+from classifier.fitted import FittedToxicity, side_by_side
 from classifier.normalize import normalize, normalize_text
 from service.models.scoring import ModelScorer
 from tests.factories import CIVIL, TOXIC, default_scorer
@@ -396,3 +396,22 @@ def test_an_explanation_reads_the_weights_of_its_own_n_grams_without_copying_col
         tracemalloc.stop()
     # It once copied the two columns of every feature (4 MB); now its work is the text's.
     assert peak < model.coef_.nbytes / len(ATTRIBUTES) / 2
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5, 40])
+def test_side_by_side_is_scipys_stack_to_the_bit(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    left = sp.random(rows, 300, density=0.05, format="csr", random_state=rng, dtype=np.float64)
+    right = sp.random(rows, 700, density=0.02, format="csr", random_state=rng, dtype=np.float64)
+    if rows > 2:  # rows empty on one side or both
+        left = (sp.diags(np.arange(rows) != 1, dtype=np.float64) @ left).tocsr()
+        right = (sp.diags(np.arange(rows) != 2, dtype=np.float64) @ right).tocsr()
+    for block in (left, right):  # canonical, as the featurisers build them
+        block.eliminate_zeros()
+        block.sort_indices()
+    expected = sp.hstack([left, right], format="csr", dtype=np.float32)
+    stacked = side_by_side(left, right)
+    assert stacked.shape == expected.shape and stacked.dtype == expected.dtype
+    np.testing.assert_array_equal(stacked.indptr, expected.indptr)
+    np.testing.assert_array_equal(stacked.indices, expected.indices)
+    np.testing.assert_array_equal(stacked.data, expected.data)
