@@ -7,7 +7,6 @@ would judge it as garbled English. Its decision stores empty scores and the reas
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -270,13 +269,13 @@ def _judge(
     return verdicts, shadowed
 
 
-def _record_decided(session: Session, comment: Pending, decided: Decided) -> str | None:
+def _record_decided(
+    session: Session, comment: Pending, status: str, decision: Decision
+) -> str | None:
     """The comment.decided delivery to the site's webhook, if it has one; its id."""
     if comment.webhook_url is None:
         return None
-    view = status_view(
-        comment.id, comment.external_id, status=decided.status, decision=decided.decision
-    )
+    view = status_view(comment.id, comment.external_id, status=status, decision=decision)
     return record_event(
         session,
         site_id=comment.site_id,
@@ -342,28 +341,22 @@ def _store(
             latency_ms=round((now - comment.created_at).total_seconds() * 1000, 3),
             decided_at=now,
         )
+        delivery_id = _record_decided(session, comment, verdict.status, decision)
         decided.append(
-            Decided(comment.id, comment.site_id, comment.external_id, verdict.status, decision)
+            Decided(
+                comment.id,
+                comment.site_id,
+                comment.external_id,
+                verdict.status,
+                decision,
+                delivery_id,
+            )
         )
     if decided:
-        session.execute(add_decision, [_decision_row(d.decision) for d in decided])
-    by_id = {c.id: c for c in comments}
-    return [
-        dataclasses.replace(d, webhook_delivery_id=_record_decided(session, by_id[d.comment_id], d))
-        for d in decided
-    ]
-
-
-def _decision_row(decision: Decision) -> dict[str, Any]:
-    return {
-        "comment_id": decision.comment_id,
-        "action": decision.action,
-        "scores": decision.scores,
-        "reasons": decision.reasons,
-        "model_version": decision.model_version,
-        "latency_ms": decision.latency_ms,
-        "decided_at": decision.decided_at,
-    }
+        columns = [c.key for c in Decision.__table__.columns if c.key != "id"]
+        rows = [{key: getattr(d.decision, key) for key in columns} for d in decided]
+        session.execute(add_decision, rows)
+    return decided
 
 
 def _decide(
@@ -377,14 +370,13 @@ def _decide(
 ) -> list[Decided]:
     if not comments:
         return []
-    site_policies: dict[int, Policy] = {}
-    for comment in comments:  # a site's policy is read once a batch
-        if comment.site_id not in site_policies:
-            site_policies[comment.site_id] = policy_for_site(
-                default_thresholds,
-                comment.site_policy or {},
-                unsupported_language=unsupported_language,
-            )
+    # A site's policy is read once a batch.
+    site_policies = {
+        site_id: policy_for_site(
+            default_thresholds, policy or {}, unsupported_language=unsupported_language
+        )
+        for site_id, policy in {c.site_id: c.site_policy for c in comments}.items()
+    }
     policies = [site_policies[comment.site_id] for comment in comments]
     # Everything slow happens before the first write: on SQLite the first UPDATE takes the
     # database's only write lock, and intake must not wait behind the model.

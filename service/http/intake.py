@@ -68,7 +68,7 @@ class IntakeBatcher:
         self._max_text_chars, self._max_batch = max_text_chars, max_batch
         self._queue: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
-        self._sending: set[asyncio.Task[None]] = set()  # referenced, so none is collected
+        self._answering: set[asyncio.Task[None]] = set()  # referenced, so none is collected
 
     async def submit(self, site_id: int, payload: CommentIn, comment_id: str) -> Stored:
         """Store the comment (or find the one stored under its external id) and enqueue it."""
@@ -98,8 +98,8 @@ class IntakeBatcher:
                 if not committed.done():  # the job ended before committing: it raised
                     job.result()
                 finishing = asyncio.create_task(self._answer(batch, job), name="intake-answer")
-                self._sending.add(finishing)
-                finishing.add_done_callback(self._sending.discard)
+                self._answering.add(finishing)
+                finishing.add_done_callback(self._answering.discard)
                 batch = []
         except BaseException as exc:
             # Cancelled (the process is stopping) or broken: no request may wait forever.
