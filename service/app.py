@@ -31,6 +31,7 @@ from service.http.quotas import QuotaRules, Quotas
 from service.http.state import AppState
 from service.http.waiters import DecisionWaiters
 from service.models.holder import ModelHolder
+from service.rules.language import use_detector_files
 
 __all__ = ["ERROR_RESPONSES", "create_app"]
 
@@ -51,6 +52,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def _open_state(settings: Settings) -> AppState:
     """What the process holds while it serves: engine, Redis, waiters, the model, the queue."""
     configure_logging(settings.log_level)
+    use_detector_files(settings.language_model_dir)  # the Perspective-style routes detect inline
     engine = make_engine(settings.resolved_database_url)
     # The health check pings an idle subscription, so a half-open connection is noticed.
     client = aioredis.from_url(

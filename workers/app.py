@@ -29,7 +29,7 @@ from service.core.logs import configure_logging
 from service.core.settings import Settings, get_settings
 from service.models.holder import ModelHolder
 from service.models.scoring import ModelScorer
-from service.rules.language import load_detector
+from service.rules.language import load_detector, use_detector_files
 from service.webhooks.outbound import webhook_client
 
 __all__ = ["RecentIds", "Resources", "app", "resources"]
@@ -89,6 +89,7 @@ class Resources:
                         bootstrap_dir=self.settings.model_dir,
                         poll_seconds=self.settings.model_poll_seconds,
                     ).start()
+                    use_detector_files(self.settings.language_model_dir)
                     load_detector()  # the language model too: the first comment must not wait
                     self._models = holder
         return self._models

@@ -160,6 +160,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def language_model_dir(self) -> Path:
+        """Where the language detector's unpacked files live, shared by every process."""
+        return self.var_dir / "cache" / "language-model"
+
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
