@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from service.core.broker import RETRAIN, RETRAIN_IF_DUE, enqueue_retrain
-from service.models.training_jobs import retrain_if_due as start_if_due
+from service.models.schedule import retrain_if_due as start_if_due
 from workers.app import app, resources
 
 __all__ = ["retrain", "retrain_if_due"]
@@ -36,6 +38,7 @@ def retrain_if_due() -> str | None:
     return start_if_due(
         res.sessions,
         min_new_labels=settings.retrain_min_new_labels,
+        backoff=timedelta(seconds=settings.retrain_backoff_seconds),
         enqueue=lambda job_id: enqueue_retrain(app, job_id),
         stale_seconds=settings.retrain_stale_seconds,
         queued_seconds=settings.retrain_queued_seconds,

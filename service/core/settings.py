@@ -84,10 +84,13 @@ class Settings(BaseSettings):
     retrain_label_weight: float = Field(default=5.0, gt=0, le=1000)
     retrain_holdout_share: float = Field(default=0.2, gt=0, lt=1)
     retrain_margin: float = Field(default=0.01, ge=0, le=1)
-    # Beat retrains a site once it has this many labels the active model has not seen
-    # (0: never on a schedule), checking this often; the check also fails dead jobs.
+    # Beat retrains a site once it has this many labels that no job (nor the active model)
+    # has read (0: never on a schedule), checking this often; the check also fails dead
+    # jobs. After a job that promoted nothing, the next waits `backoff` seconds, doubled for
+    # each such job in a row (service/models/schedule.py).
     retrain_min_new_labels: int = Field(default=500, ge=0)
     retrain_check_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    retrain_backoff_seconds: float = Field(default=6 * 3600.0, ge=0, le=7 * 86_400)
     # A running job beats this often; one silent for `stale` seconds lost its worker and is
     # failed; a job no worker started within `queued` seconds is failed too.
     retrain_heartbeat_seconds: float = Field(default=5.0, gt=0, le=600)

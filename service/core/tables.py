@@ -446,6 +446,7 @@ class TrainingJob(Base):
     __table_args__ = (
         UniqueConstraint("active_slot", name="uq_training_jobs_active_slot"),
         Index("ix_training_jobs_created", "created_at"),
+        Index("ix_training_jobs_site_finished", "site_id", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -459,6 +460,9 @@ class TrainingJob(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     requested_by: Mapped[str] = mapped_column(String(200), default="")
     labels_used: Mapped[int] = mapped_column(Integer, default=0)
+    # The newest label time the job read: the schedule never starts a job on labels one has
+    # already read, promoted or not.
+    labels_until: Mapped[datetime | None] = mapped_column(default=None)
     candidate_version: Mapped[str | None] = mapped_column(String(100), default=None)
     promoted: Mapped[bool] = mapped_column(Boolean, default=False)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)

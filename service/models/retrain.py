@@ -265,7 +265,10 @@ def _snapshot(sessions: sessionmaker[Session], job_id: str, config: RetrainConfi
         session.execute(
             update(TrainingJob)
             .where(TrainingJob.id == job_id)
-            .values(labels_used=len(split.train_texts))
+            .values(
+                labels_used=len(split.train_texts),
+                labels_until=labels.times[-1] if len(labels) else None,
+            )
             .execution_options(synchronize_session=False)
         )
     if not split.train_texts and not split.holdout_texts:

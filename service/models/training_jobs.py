@@ -1,4 +1,4 @@
-"""Retraining jobs' lifecycle: start (one at a time), progress, heartbeat, sweep, schedule.
+"""Retraining jobs' lifecycle: start (one at a time), progress, heartbeat, sweep.
 
 A job is `queued` → `running` → `succeeded` | `failed`. While queued or running it holds the
 table's single `active_slot`, so a second job cannot exist even when two requests race; the
@@ -6,7 +6,7 @@ slot is freed (NULL) when the job ends. A running job's worker writes a heartbea
 seconds from a thread of its own; a job whose heartbeat is older than `stale_seconds` lost its
 worker (killed, out of memory) and is failed by `fail_stale_jobs`, which beat runs and which
 runs before every new job. Nothing is registered until a job's last transaction, so a failed
-job leaves nothing behind.
+job leaves nothing behind. When beat starts a job on its own: service/models/schedule.py.
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.db import rowcount, session_scope
 from service.core.errors import (
-    Conflict,
     JobInProgress,
     JobNotFound,
     NoNewLabels,
     SiteNotFound,
     Unavailable,
 )
-from service.core.tables import Label, ModelVersion, Site, TrainingJob, utcnow
+from service.core.tables import ModelVersion, Site, TrainingJob, utcnow
 from service.models.labels import label_count
 from service.models.registry import active_version
 
@@ -43,10 +42,10 @@ __all__ = [
     "fail_stale_jobs",
     "get_job",
     "list_jobs",
+    "live_job",
     "new_labels",
     "report_progress",
     "request_retrain",
-    "retrain_if_due",
     "start_retrain",
 ]
 
@@ -117,7 +116,7 @@ def new_labels(session: Session, site_id: int) -> tuple[int, str | None, datetim
     return label_count(session, site_id, since=since), active, since
 
 
-def _live_job(session: Session) -> TrainingJob | None:
+def live_job(session: Session) -> TrainingJob | None:
     return session.scalar(select(TrainingJob).where(TrainingJob.active_slot.is_not(None)))
 
 
@@ -132,7 +131,7 @@ def _in_progress(job: TrainingJob) -> JobInProgress:
 def start_retrain(session: Session, site_id: int, *, actor: str) -> TrainingJob:
     """Queue a job for the site; refused while another is queued or running, or when the site
     has no label the active model was not trained on."""
-    live = _live_job(session)
+    live = live_job(session)
     if live is not None:
         raise _in_progress(live)
     site = session.get(Site, site_id)
@@ -299,43 +298,3 @@ class Heartbeat:
                     .values(heartbeat_at=utcnow())
                     .execution_options(synchronize_session=False)
                 )
-
-
-def due_site(session: Session, *, min_new_labels: int) -> int | None:
-    """The site with the most labels the active model has not seen, if it has enough."""
-    sites = session.scalars(select(Label.site_id).distinct())
-    counts = {site_id: new_labels(session, site_id)[0] for site_id in sites}
-    best = max(counts, key=lambda s: counts[s], default=None)
-    return best if best is not None and counts[best] >= min_new_labels else None
-
-
-def retrain_if_due(
-    sessions: sessionmaker[Session],
-    *,
-    min_new_labels: int,
-    enqueue: Callable[[str], bool],
-    stale_seconds: float,
-    queued_seconds: float,
-) -> str | None:
-    """Beat's entry: sweep dead jobs; start one for the site most in need, if any is due."""
-    with session_scope(sessions) as session:
-        fail_stale_jobs(session, stale_seconds=stale_seconds, queued_seconds=queued_seconds)
-        if min_new_labels <= 0 or _live_job(session) is not None:
-            return None
-        site_id = due_site(session, min_new_labels=min_new_labels)
-    if site_id is None:
-        return None
-    try:
-        job = request_retrain(
-            sessions,
-            site_id,
-            actor="schedule",
-            enqueue=enqueue,
-            stale_seconds=stale_seconds,
-            queued_seconds=queued_seconds,
-        )
-    except (Conflict, Unavailable) as exc:  # a job started meanwhile, or Redis is away
-        log.info("scheduled_retrain_skipped", reason=exc.detail)
-        return None
-    log.info("scheduled_retrain_started", job_id=job["id"], site=job["site"])
-    return str(job["id"])

@@ -20,11 +20,11 @@ from service.core.tables import Label, ModelEvent, ModelVersion, Site, TrainingJ
 from service.models.labels import site_labels
 from service.models.registry import active_version, ensure_registered
 from service.models.retrain import SITE_FILE, RetrainConfig, run_job, split_by_time
+from service.models.schedule import MAX_BACKOFF, retrain_if_due, site_schedule
 from service.models.training_jobs import (
     fail_stale_jobs,
     get_job,
     request_retrain,
-    retrain_if_due,
     start_retrain,
 )
 from tests.factories import site_texts, write_base_corpus
@@ -318,13 +318,7 @@ def test_the_schedule_starts_a_job_for_a_site_with_enough_new_labels(
         return True
 
     def check(minimum: int) -> str | None:
-        return retrain_if_due(
-            sessions,
-            min_new_labels=minimum,
-            enqueue=enqueue,
-            stale_seconds=60,
-            queued_seconds=60,
-        )
+        return _scheduled(sessions, minimum, enqueue=enqueue)
 
     add_labels(sessions, site_id, 9)
     assert check(10) is None and check(0) is None
@@ -334,3 +328,95 @@ def test_the_schedule_starts_a_job_for_a_site_with_enough_new_labels(
     assert check(10) is None, "one job at a time"
     with session_scope(sessions) as session:
         assert get_job(session, job_id)["requested_by"] == "schedule"
+
+
+def _scheduled(
+    sessions: sessionmaker[Session],
+    minimum: int,
+    *,
+    backoff: timedelta = timedelta(0),
+    enqueue: Callable[[str], bool] = lambda _: True,
+) -> str | None:
+    return retrain_if_due(
+        sessions,
+        min_new_labels=minimum,
+        backoff=backoff,
+        enqueue=enqueue,
+        stale_seconds=60,
+        queued_seconds=60,
+    )
+
+
+def test_the_schedule_never_retrains_on_labels_a_refused_candidate_has_read(
+    sessions: sessionmaker[Session], site_id: int, base_dir: Path, first_model: Path, tmp_path: Path
+) -> None:
+    # A margin no candidate can meet: every candidate is refused and the active model stays.
+    refusing = config(base_dir, margin=-1.0)
+    add_labels(sessions, site_id, 30)
+    first_job = _scheduled(sessions, 30)
+    assert first_job is not None
+    result = _run(sessions, first_job, refusing, tmp_path)
+    assert result is not None and not result["promoted"] and result["reasons"], result
+    with session_scope(sessions) as session:
+        assert active_version(session) == artifact_identity(first_model)[0]
+    # The active model has seen none of the 30 labels, but a job has read them all: the old
+    # schedule started a job for them again at every check.
+    for _ in range(3):
+        assert _scheduled(sessions, 30) is None
+    add_labels(sessions, site_id, 29, start=30)
+    assert _scheduled(sessions, 30) is None, "29 unread labels are not enough"
+    add_labels(sessions, site_id, 1, start=59)
+    second_job = _scheduled(sessions, 30)
+    assert second_job is not None and second_job != first_job
+    with session_scope(sessions) as session:
+        job = session.get_one(TrainingJob, first_job)
+        assert job.labels_until is not None and job.labels_used == 24
+
+
+def test_after_a_refusal_the_schedule_waits_longer_for_each_one_in_a_row(
+    sessions: sessionmaker[Session], site_id: int, base_dir: Path, tmp_path: Path
+) -> None:
+    hour = timedelta(hours=1)
+    refusing = config(base_dir, margin=-1.0)
+    add_labels(sessions, site_id, 20)
+    job_id = _scheduled(sessions, 10)
+    assert job_id is not None
+    _run(sessions, job_id, refusing, tmp_path)
+    add_labels(sessions, site_id, 20, start=20)
+    assert _scheduled(sessions, 10, backoff=hour) is None, "new labels, but within the backoff"
+    with session_scope(sessions) as session:
+        schedule = site_schedule(session, site_id, backoff=hour)
+        finished = session.get_one(TrainingJob, job_id).finished_at
+    assert finished is not None
+    assert (schedule.unread_labels, schedule.unpromoted_in_a_row) == (20, 1)
+    assert schedule.not_before == finished + hour
+    # Once the backoff has passed (here: none asked for), the next job runs, and is refused.
+    second = _scheduled(sessions, 10)
+    assert second is not None
+    _run(sessions, second, refusing, tmp_path)
+    with session_scope(sessions) as session:
+        schedule = site_schedule(session, site_id, backoff=hour)
+        finished = session.get_one(TrainingJob, second).finished_at
+        assert finished is not None and schedule.not_before == finished + 2 * hour
+        week = site_schedule(session, site_id, backoff=MAX_BACKOFF)
+        assert week.not_before == finished + MAX_BACKOFF, "doubling stops at a week"
+
+
+def test_a_promotion_ends_the_backoff(
+    sessions: sessionmaker[Session], site_id: int, base_dir: Path, tmp_path: Path
+) -> None:
+    add_labels(sessions, site_id, 60)
+    refused = _scheduled(sessions, 10)
+    assert refused is not None
+    _run(sessions, refused, config(base_dir, margin=-1.0), tmp_path)
+    add_labels(sessions, site_id, 60, start=60)
+    promoted = _scheduled(sessions, 10)
+    assert promoted is not None
+    assert _run(sessions, promoted, config(base_dir), tmp_path)["promoted"]
+    with session_scope(sessions) as session:
+        schedule = site_schedule(session, site_id, backoff=timedelta(days=1))
+    assert (schedule.unpromoted_in_a_row, schedule.not_before, schedule.unread_labels) == (
+        0,
+        None,
+        0,
+    )
