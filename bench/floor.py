@@ -10,6 +10,13 @@ parts, so the processes it runs load nothing of `service`:
   `{id, status: "approved"}` on the decisions channel;
 - `FloorStack`: its own embedded Redis, then that worker and API, started with the flags
   `moderation up` gives the service's scoring worker and API (taken from `service.cli.up`).
+
+The **durable floor** (`FloorStack(..., durable=True)`, `bench.pipeline --systems durable`) adds
+only what the service's promise costs at least: the API commits each comment to SQLite before
+it sends the task, and the worker commits its status before it publishes, with the service's
+pragmas (WAL, `synchronous=FULL`), one row and one transaction each, through the standard
+library's `sqlite3` (no ORM, no batching). Whatever the service spends above it is auth,
+quotas, the model, the policy and the decision's rows.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import asyncio
 import contextlib
 import functools
 import os
+import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["FloorStack", "celery_app", "create_app"]
 
 REDIS_URL_ENV = "FLOOR_REDIS_URL"
+DATABASE_ENV = "FLOOR_DATABASE"  # set: the durable floor, committing to this SQLite file
 QUEUE = "scoring"
 DECIDE = "floor.decide"
 CHANNEL = "floor:decisions"
@@ -84,8 +94,45 @@ def _publisher() -> redis.Redis:
     return redis.Redis.from_url(_redis_url(), socket_timeout=5)
 
 
+_connections = threading.local()  # one sqlite3 connection per thread, as the service's pool
+
+
+def _database() -> sqlite3.Connection | None:
+    """This thread's connection to the durable floor's database; None for the bare floor."""
+    path = os.environ.get(DATABASE_ENV)
+    if not path:
+        return None
+    connection: sqlite3.Connection | None = getattr(_connections, "connection", None)
+    if connection is None:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=10000"):
+            connection.execute(f"PRAGMA {pragma}")
+        _connections.connection = connection
+    return connection
+
+
+def _create_table(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE comments (id TEXT PRIMARY KEY, text TEXT, status TEXT)")
+
+
+def _commit(statement: str, values: tuple[str, ...]) -> None:
+    connection = _database()
+    if connection is not None:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(statement, values)
+        connection.execute("COMMIT")
+
+
+def _store_and_send(comment_id: str, text: str) -> None:
+    _commit("INSERT INTO comments VALUES (?, ?, 'pending')", (comment_id, text))
+    celery_app.send_task(DECIDE, args=[comment_id], queue=QUEUE)
+
+
 @celery_app.task(name=DECIDE, acks_late=True)
 def decide(comment_id: str) -> None:
+    _commit("UPDATE comments SET status = 'approved' WHERE id = ?", (comment_id,))
     _publisher().publish(CHANNEL, orjson.dumps({"id": comment_id, "status": "approved"}))
 
 
@@ -170,7 +217,7 @@ def create_app() -> FastAPI:
         # Listen before the task exists, so even an instant decision cannot be missed.
         future = waiters.register(comment_id)
         # Celery's send blocks: on a thread, as the service does, never on the event loop.
-        await run_in_threadpool(celery_app.send_task, DECIDE, args=[comment_id], queue=QUEUE)
+        await run_in_threadpool(_store_and_send, comment_id, payload.text)
         decided = await waiters.wait(comment_id, future, wait_ms / 1000)
         if decided is None:
             decided, status = {"id": comment_id, "status": "pending"}, 202
@@ -187,6 +234,7 @@ class FloorStack:
     """Redis, one floor worker and one floor API, started and stopped like tests.stack.Stack."""
 
     directory: Path
+    durable: bool = False
     port: int = 0
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     redis: EmbeddedRedis | None = None
@@ -207,6 +255,10 @@ class FloorStack:
         self.redis = EmbeddedRedis(self.directory, port=free_port()).start()
         self.port = free_port()
         env = {**os.environ, REDIS_URL_ENV: self.redis.url}
+        env.pop(DATABASE_ENV, None)
+        if self.durable:
+            _create_table(self.directory / "floor.db")
+            env[DATABASE_ENV] = str(self.directory / "floor.db")
         worker = worker_command(loglevel="INFO")
         worker[worker.index("workers.app")] = "bench.floor:celery_app"
         api = api_command(Settings(api_port=self.port))

@@ -1,12 +1,14 @@
 """Benchmark the whole pipeline through the API, as a ratio to the bare floor in the same run.
 
     python -m bench.pipeline [--concurrency 1,4,16] [--rounds 3] [--comments 750]
-        [--database sqlite|postgresql] [--systems floor,service,noop] [--open-loop-seconds 10]
-        [--quick]
+        [--database sqlite|postgresql] [--systems floor,durable,service,noop]
+        [--open-loop-seconds 10] [--quick]
 
-Three systems, each started fresh for each round, the order rotated from round to round:
+Up to four systems, each started fresh for each round, the order rotated from round to round:
 - `floor`: bench/floor.py, FastAPI → Celery → Redis → worker → wake-up doing no work (no
   database, auth or model), under the same server and worker flags as the service;
+- `durable` (only when asked for): the floor plus the two SQLite commits a comment's promise
+  costs at least (stored before it is queued, decided before it is published), one each;
 - `service`: every process `make run` starts (API, scoring, webhook and training workers, beat),
   quotas out of reach;
 - `noop`: the same service whose task only publishes an approval, a second reference that keeps
@@ -49,7 +51,8 @@ from bench.floor import FloorStack
 from service.core.embedded_redis import EmbeddedRedis
 from tests.stack import NO_QUOTA, Stack
 
-SYSTEMS = ("floor", "service", "noop")
+SYSTEMS = ("floor", "durable", "service", "noop")
+DEFAULT_SYSTEMS = "floor,service,noop"
 DATA = Path(__file__).resolve().parents[2] / "shared/data/civil_comments_sample_train.csv.gz"
 WAIT = "wait_ms=5000"
 
@@ -211,8 +214,8 @@ def _pids(running: Running) -> dict[str, int]:
 
 def start(system: str, args: argparse.Namespace, directory: Path) -> tuple[Running, Target]:
     texts: list[str] = args.texts
-    if system == "floor":
-        floor = FloorStack(directory).start()
+    if system in ("floor", "durable"):
+        floor = FloorStack(directory, durable=system == "durable").start()
         return floor, Target(floor.base_url, {}, texts, _pids(floor))
     if args.database == "postgresql":
         url = _fresh_postgres(args.postgres_url, f"moderation_bench_{system}")
@@ -333,7 +336,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--comments", type=int, default=750, help="per concurrency level")
     parser.add_argument("--concurrency", default="1,4,16", help="comma-separated levels")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="of floor,service,noop")
+    parser.add_argument("--systems", default=DEFAULT_SYSTEMS, help="of " + ",".join(SYSTEMS))
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1/test")
     parser.add_argument("--open-loop-seconds", type=float, default=10.0)
