@@ -43,6 +43,17 @@ def up() -> None:
 
 
 @app.command()
+def status() -> None:
+    """What runs here (`moderation up`'s processes), the queues, pending comments, the active
+    model, and the database and Redis in use; exit 1 when any of them is not right."""
+    from service.cli.status import gather, show
+
+    found = gather(get_settings())
+    show(found, Console())
+    raise typer.Exit(code=1 if found.problems else 0)
+
+
+@app.command()
 def migrate() -> None:
     """Bring the configured database to the newest schema."""
     settings = get_settings()

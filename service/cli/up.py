@@ -1,4 +1,9 @@
-"""`moderation up`: run the whole service on one machine and stop all of it on Ctrl-C."""
+"""`moderation up`: run the whole service on one machine, keep it running, stop it on Ctrl-C.
+
+Children are kept running by service/cli/supervisor.py: one that exits is started again with
+backoff, and each writes to `var/log/<name>.log`, so the console holds the banner and one line
+per start, exit, restart and stop.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,13 @@ import ipaddress
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
+from service.cli.supervisor import Supervisor
 from service.core.broker import SCORING_QUEUE, TRAINING_QUEUE, WEBHOOK_QUEUE
 from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.embedded_redis import EmbeddedRedis
@@ -97,29 +101,6 @@ def demo_keys(settings: Settings) -> dict[str, str]:
     return keys
 
 
-@dataclass
-class _Processes:
-    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        # A session of its own: Ctrl-C reaches only the runner, which stops the children in
-        # order (API first, Redis last) instead of all at once.
-        self.children.append((name, subprocess.Popen(args, env=env, start_new_session=True)))
-
-    def first_dead(self) -> str | None:
-        return next((name for name, p in self.children if p.poll() is not None), None)
-
-    def stop(self) -> None:
-        for _, process in reversed(self.children):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for _, process in reversed(self.children):
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 def _child_env(settings: Settings) -> tuple[dict[str, str], EmbeddedRedis | None]:
     """The children's environment, and the embedded Redis started for them when none is set."""
     env = dict(os.environ)
@@ -134,14 +115,17 @@ def _child_env(settings: Settings) -> tuple[dict[str, str], EmbeddedRedis | None
     return env, embedded
 
 
-def _start_children(processes: _Processes, settings: Settings, env: dict[str, str]) -> None:
-    processes.start("worker", worker_command(loglevel="WARNING"), env)
-    processes.start("webhook worker", worker_command(queue=WEBHOOK_QUEUE, loglevel="WARNING"), env)
-    processes.start(
-        "training worker", worker_command(queue=TRAINING_QUEUE, loglevel="WARNING"), env
-    )
-    processes.start("beat", beat_command(settings), env)
-    processes.start("api", api_command(settings), env)
+def _children(supervisor: Supervisor, settings: Settings) -> None:
+    """The processes of one machine, in the order they start (and the reverse of stopping)."""
+    supervisor.add("worker", worker_command())
+    supervisor.add("webhooks", worker_command(queue=WEBHOOK_QUEUE))
+    supervisor.add("training", worker_command(queue=TRAINING_QUEUE))
+    supervisor.add("beat", beat_command(settings))
+    supervisor.add("api", api_command(settings))
+
+
+def _say(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}", highlight=False)
 
 
 def _print_welcome(settings: Settings, keys: dict[str, str]) -> None:
@@ -162,10 +146,11 @@ def _print_welcome(settings: Settings, keys: dict[str, str]) -> None:
 
 
 def run_all(settings: Settings) -> int:
-    """Start Redis (embedded unless configured), migrate, then workers, beat and API."""
+    """Start Redis (embedded unless configured), migrate, then workers, beat and API; keep
+    them running until Ctrl-C or SIGTERM, then stop them in order."""
     settings.var_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # keys, secrets, data
     env, embedded = _child_env(settings)
-    processes = _Processes()
+    supervisor = Supervisor(settings.var_dir, env, say=_say)
     stopping = False
 
     def _stop(signum: int, _frame: object) -> None:
@@ -177,20 +162,18 @@ def run_all(settings: Settings) -> int:
     try:
         upgrade_database(settings.resolved_database_url)
         keys = demo_keys(settings)
-        _start_children(processes, settings, env)
+        _children(supervisor, settings)
+        supervisor.start_all()
         _print_welcome(settings, keys)
         while not stopping:
-            dead = processes.first_dead()
-            if dead is not None:
-                console.print(f"[red]{dead} exited; stopping everything[/red]")
-                return 1
+            supervisor.watch()
             time.sleep(0.5)
         return 0
     except KeyboardInterrupt:
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
-        console.print("[dim]stopping...[/dim]")
-        processes.stop()
+        _say("stopping...")
+        supervisor.stop_all()
         if embedded is not None:
             embedded.stop()

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.core.tables import Comment, CommentStatus, utcnow
 
-__all__ = ["claim_stale_pending"]
+__all__ = ["PendingSummary", "claim_stale_pending", "pending_summary"]
+
+
+@dataclass(frozen=True)
+class PendingSummary:
+    count: int
+    oldest: datetime | None  # when the longest-waiting pending comment was submitted
+
+
+def pending_summary(session: Session) -> PendingSummary:
+    """How many comments wait for a decision, and since when the oldest has."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(Comment.created_at)).where(
+            Comment.status == CommentStatus.PENDING
+        )
+    ).one()
+    return PendingSummary(int(count), oldest)
 
 
 def claim_stale_pending(

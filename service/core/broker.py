@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 import structlog
 from celery import Celery
 from kombu.exceptions import OperationalError
@@ -15,6 +16,7 @@ from service.core.settings import Settings
 __all__ = [
     "DELIVER_WEBHOOK",
     "NOOP_DECIDE",
+    "QUEUES",
     "RETRAIN",
     "RETRAIN_IF_DUE",
     "RETRY_WEBHOOKS",
@@ -31,6 +33,7 @@ __all__ = [
     "enqueue_score",
     "enqueue_webhooks",
     "make_celery",
+    "queue_depths",
     "redis_url",
 ]
 
@@ -57,6 +60,18 @@ RETRAIN = "moderation.retrain"
 # queries, so it runs on the scoring queue: a dead training worker must not stop the check
 # that notices it.
 RETRAIN_IF_DUE = "moderation.retrain_if_due"
+
+
+QUEUES = (SCORING_QUEUE, WEBHOOK_QUEUE, TRAINING_QUEUE)
+
+
+def queue_depths(client: redis.Redis) -> dict[str, int]:
+    """Messages waiting in each queue: Celery's Redis transport keeps a queue as a list under
+    the queue's name (taken but unacknowledged messages are not counted)."""
+    with client.pipeline(transaction=False) as pipe:
+        for queue in QUEUES:
+            pipe.llen(queue)
+        return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
 
 
 def redis_url(settings: Settings) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import redis
 
+from service.core.processes import die_with_parent
+
 __all__ = ["EmbeddedRedis", "redis_server_executable"]
 
 
@@ -52,9 +54,13 @@ class EmbeddedRedis:
             self.socket_path.unlink(missing_ok=True)
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         # Its own session: a Ctrl-C meant for `moderation up` must not stop Redis before the
-        # worker and API that use it.
+        # worker and API that use it; and it dies with whoever started it, even when killed.
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
