@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import redis
 import structlog
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.broker import (
@@ -21,6 +22,7 @@ from service.core.broker import (
     SCORING_QUEUE,
     SWEEP_PENDING,
     WEBHOOK_QUEUE,
+    beat_consumer,
     celery_config,
     redis_url,
 )
@@ -39,6 +41,52 @@ log = structlog.get_logger(__name__)
 app = Celery("moderation", include=["workers.tasks", "workers.training"])
 # A promise: settings are read when the worker configures itself, not when this is imported.
 app.add_defaults(lambda: celery_config(get_settings()))
+
+
+class ConsumerBeat(bootsteps.StartStopStep):
+    """Say in Redis, every few seconds, that this worker consumes its queues (`/readyz` and
+    `moderation status` count them).
+
+    The beat runs on the worker's own timer, in the loop that takes messages: a worker that
+    is dead, stuck or cut off from Redis stops beating. Timers run once that loop runs, after
+    `worker_ready` (a scoring worker has loaded its model then): the first beat says the
+    worker can decide.
+    """
+
+    requires: ClassVar[set[str]] = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self._timer: Any = None
+        self._client: redis.Redis | None = None
+
+    def start(self, worker: Any) -> None:
+        settings = get_settings()
+        self._client = redis.Redis.from_url(
+            redis_url(settings), socket_connect_timeout=1, socket_timeout=1
+        )
+        worker.timer.call_after(0.1, self._beat, (worker,))
+        self._timer = worker.timer.call_repeatedly(
+            settings.worker_beat_seconds, self._beat, (worker,), priority=10
+        )
+
+    def stop(self, worker: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._client is not None:
+            self._client.close()
+
+    def _beat(self, worker: Any) -> None:
+        queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
+        if self._client is None:
+            return
+        try:
+            beat_consumer(self._client, f"{worker.hostname}:{os.getpid()}", queues, time.time())
+        except redis.RedisError as exc:  # Redis is away: so is consuming; nothing to say
+            log.debug("consumer_beat_failed", error=str(exc))
+
+
+app.steps["worker"].add(ConsumerBeat)
 
 
 class RecentIds:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from service.cli.supervisor import read_state
 from service.comments.sweeper import pending_summary
-from service.core.broker import queue_depths, redis_url
+from service.core.broker import SCORING_QUEUE, live_consumers, queue_depths, redis_url
 from service.core.db import make_engine, make_session_factory, session_scope
 from service.core.settings import Settings
 from service.core.tables import utcnow
@@ -29,6 +29,7 @@ class Status:
 
     processes: list[dict[str, Any]] | None = None
     queues: dict[str, int] | None = None
+    consumers: dict[str, int] | None = None  # workers consuming each queue lately
     pending: int | None = None
     oldest_pending_seconds: float | None = None
     active_model: str | None = None
@@ -62,10 +63,16 @@ def _processes(settings: Settings, status: Status) -> None:
             status.problems.append(f"{child['name']} is not running (restarting)")
 
 
-def _broker(status: Status) -> None:
+def _broker(settings: Settings, status: Status) -> None:
     client = redis.Redis.from_url(status.redis, socket_connect_timeout=2, socket_timeout=2)
     try:
         status.queues = queue_depths(client)
+        within = settings.worker_silent_seconds
+        status.consumers = live_consumers(client, time.time(), within=within)
+        if status.consumers[SCORING_QUEUE] == 0:
+            status.problems.append(
+                f"no scoring worker has consumed in the last {within:g} s: nothing is decided"
+            )
     except redis.RedisError as exc:
         status.problems.append(f"Redis at {status.redis} is unreachable: {exc}")
     finally:
@@ -93,7 +100,7 @@ def gather(settings: Settings) -> Status:
         redis=redis_url(settings),
     )
     _processes(settings, status)
-    _broker(status)
+    _broker(settings, status)
     _database(settings, status)
     return status
 
@@ -114,9 +121,11 @@ def show(status: Status, console: Console) -> None:
             up = _age(p["uptime"]) if p["alive"] else "-"
             table.add_row(p["name"], str(p["pid"]), state, up, str(p["restarts"]), p["log"])
         console.print(table)
-    queues = status.queues
-    waiting = ", ".join(f"{q} {n}" for q, n in queues.items()) if queues is not None else "?"
-    console.print(f"queues: {waiting}")
+    queues, consumers = status.queues or {}, status.consumers or {}
+    waiting = ", ".join(
+        f"{q} {n} waiting, {consumers.get(q, '?')} consuming" for q, n in queues.items()
+    )
+    console.print(f"queues: {waiting or '?'}")
     pending = "?" if status.pending is None else str(status.pending)
     console.print(f"pending comments: {pending} (oldest {_age(status.oldest_pending_seconds)})")
     console.print(f"active model: {status.active_model or '-'}")

@@ -27,11 +27,14 @@ __all__ = [
     "TRAINING_QUEUE",
     "WEBHOOK_QUEUE",
     "Enqueuer",
+    "beat_consumer",
     "broker_url",
     "celery_config",
+    "consumers_key",
     "enqueue_retrain",
     "enqueue_score",
     "enqueue_webhooks",
+    "live_consumers",
     "make_celery",
     "queue_depths",
     "redis_url",
@@ -71,6 +74,29 @@ def queue_depths(client: redis.Redis) -> dict[str, int]:
     with client.pipeline(transaction=False) as pipe:
         for queue in QUEUES:
             pipe.llen(queue)
+        return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
+
+
+def consumers_key(queue: str) -> str:
+    """The sorted set of the workers consuming `queue`, each scored with its last beat."""
+    return f"moderation:consumers:{queue}"
+
+
+def beat_consumer(client: redis.Redis, node: str, queues: Sequence[str], now: float) -> None:
+    """Note that the worker `node` consumes `queues` now (and forget the long silent)."""
+    with client.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            key = consumers_key(queue)
+            pipe.zadd(key, {node: now})
+            pipe.zremrangebyscore(key, "-inf", now - 86_400)
+        pipe.execute()
+
+
+def live_consumers(client: redis.Redis, now: float, *, within: float) -> dict[str, int]:
+    """Workers that beat within the last `within` seconds, per queue."""
+    with client.pipeline(transaction=False) as pipe:
+        for queue in QUEUES:
+            pipe.zcount(consumers_key(queue), now - within, "+inf")
         return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
 
 

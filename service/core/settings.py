@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # How often each process looks at the model registry for a new active (or shadow) version.
     model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # Each worker says this often, from the loop that takes its messages, that it consumes its
+    # queues; one silent for three periods is not consuming (/readyz, moderation status).
+    worker_beat_seconds: float = Field(default=5.0, gt=0, le=300)
     # Retraining (service/models/retrain.py, docs/retraining.md). The base
     # corpora a candidate is trained on, relative to the training worker's working directory
     # unless absolute; the same folder `moderation train` reads by default.
@@ -161,6 +164,11 @@ class Settings(BaseSettings):
         if value and len(value) < 32:
             raise ValueError("must be empty (generated) or at least 32 characters")
         return value
+
+    @property
+    def worker_silent_seconds(self) -> float:
+        """How long a worker may go without a beat before it counts as not consuming."""
+        return 3 * self.worker_beat_seconds
 
     @property
     def language_model_dir(self) -> Path:

@@ -23,6 +23,8 @@ FAST_SWEEP = {
     "MODERATION_SCORE_BATCH_SIZE": "1",
     "MODERATION_STALE_PENDING_SECONDS": "2",
     "MODERATION_SWEEP_INTERVAL_SECONDS": "1",
+    # Workers say they consume every half second: silent for 1.5 s, they count as gone.
+    "MODERATION_WORKER_BEAT_SECONDS": "0.5",
 }
 
 
@@ -110,10 +112,36 @@ def test_redis_down_comment_is_stored_pending_then_decided_when_redis_is_back(
 
     assert wait_until(decided, timeout=90), stack.log("worker")
     with stack.client() as client:
-        assert client.get("/readyz").status_code == 200
+        # Ready again once the worker has said, to the new Redis, that it consumes.
+        assert wait_until(lambda: client.get("/readyz").status_code == 200, timeout=10)
         after = client.post("/v1/comments?wait_ms=5000", json=comment("outage-2", "Back again."))
     assert after.status_code == 200
     assert _one_decision_each(stack)
+
+
+def test_readiness_says_no_scoring_worker_consumes_until_one_is_back(stack: Stack) -> None:
+    with stack.client() as client:
+        assert client.get("/readyz").status_code == 200
+        stack.kill("worker")
+        assert wait_until(lambda: client.get("/readyz").status_code == 503, timeout=10)
+        body = client.get("/readyz").json()
+        assert body["status"] == "not_ready" and body["checks"]["scoring_workers"] == 0
+        assert body["checks"]["database"] == body["checks"]["redis"] == "ok"
+        assert any("no scoring worker has consumed" in r for r in body["reasons"]), body
+        # Intake still works: a load balancer's probe keeps the API in rotation.
+        assert client.get("/readyz?scope=intake").status_code == 200
+        stored = client.post("/v1/comments?wait_ms=200", json=comment("no-worker", "Hello."))
+        assert stored.status_code == 202 and stored.json()["status"] == "pending"
+
+        stack.start_worker()
+        assert wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30)
+        assert client.get("/readyz").json()["reasons"] == []
+
+        def decided() -> bool:
+            view = client.get(f"/v1/comments/{stored.json()['id']}").json()
+            return bool(view["status"] == "approved")
+
+        assert wait_until(decided, timeout=30), stack.log("worker")
 
 
 def test_two_workers_share_the_queue_and_decide_each_comment_once(

@@ -189,9 +189,10 @@ def test_health_and_readiness(stack: Stack) -> None:
     with stack.client("") as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz").json()
-    assert ready["status"] == "ready"
+    assert ready["status"] == "ready" and ready["reasons"] == []
     assert ready["checks"]["database"] == ready["checks"]["redis"] == "ok"
-    assert ready["checks"]["model"]
+    assert ready["checks"]["model"].startswith("tfidf-lr-")
+    assert ready["checks"]["scoring_workers"] >= 1
 
 
 def test_openapi_docs_are_served(stack: Stack) -> None:
