@@ -8,12 +8,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 from service import web
-from service.api import admin, comments, health, models, moderation, score, shadow, webhooks
+from service.api import (
+    admin,
+    comments,
+    health,
+    metrics,
+    models,
+    moderation,
+    score,
+    shadow,
+    webhooks,
+)
 from service.api.docs import install_docs
 from service.api.schemas import ErrorOut
 from service.compat import coral, openai_moderation, perspective
@@ -27,6 +38,7 @@ from service.http.errors import install_error_handlers
 from service.http.intake import IntakeBatcher
 from service.http.key_cache import KeyCache
 from service.http.limits import BodySizeLimit
+from service.http.metrics import BacklogCollector, RequestMetrics
 from service.http.quotas import QuotaRules, Quotas
 from service.http.state import AppState
 from service.http.waiters import DecisionWaiters
@@ -100,6 +112,11 @@ async def _open_state(settings: Settings) -> AppState:
             max_text_chars=settings.max_text_chars,
             max_batch=settings.score_batch_size,
         ),
+        backlog=BacklogCollector(
+            redis.Redis.from_url(redis_url(settings), socket_connect_timeout=2, socket_timeout=2),
+            sessions,
+            silent_seconds=settings.worker_silent_seconds,
+        ),
     )
 
 
@@ -107,6 +124,7 @@ async def _close_state(state: AppState) -> None:
     state.models.stop()
     await state.waiters.stop()
     await state.redis.aclose()
+    state.backlog.close()
     state.engine.dispose()
 
 
@@ -133,8 +151,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, error_body=too_large_body)
+    app.add_middleware(RequestMetrics)  # outermost: a refused body is counted too
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(comments.router)
     app.include_router(score.router)
     app.include_router(webhooks.router)

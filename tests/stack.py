@@ -71,6 +71,8 @@ class Stack:
             "MODERATION_VAR_DIR": str(self.directory),
             "MODERATION_API_PORT": str(self.port),
             "MODERATION_LOG_LEVEL": "WARNING",
+            # As `moderation up` runs them: every process's metrics in one folder.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.directory / "metrics"),
             **self.extra_env,
         }
 
@@ -84,6 +86,7 @@ class Stack:
         """Redis, the schema, the test keys, a scoring worker, then beat, the workers of the
         other `workers` queues (e.g. "webhooks", "training") and the API."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "metrics").mkdir(exist_ok=True)
         self.redis = EmbeddedRedis(self.directory, port=free_port()).start()
         self.port = free_port()
         upgrade_database(self.database_url)

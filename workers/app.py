@@ -15,6 +15,7 @@ import httpx
 import redis
 import structlog
 from celery import Celery, bootsteps, signals
+from prometheus_client import start_http_server
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.broker import (
@@ -28,6 +29,7 @@ from service.core.broker import (
 )
 from service.core.db import make_engine, make_session_factory
 from service.core.logs import configure_logging
+from service.core.metrics import TASK_DURATION, scrape_registry
 from service.core.settings import Settings, get_settings
 from service.models.holder import ModelHolder
 from service.models.scoring import ModelScorer
@@ -87,6 +89,21 @@ class ConsumerBeat(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(ConsumerBeat)
+
+_started: dict[str, float] = {}  # task id -> when it began, in this process
+
+
+@signals.task_prerun.connect
+def _task_began(task_id: str = "", **_: Any) -> None:
+    _started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _task_ended(task_id: str = "", task: Any = None, state: str | None = None, **_: Any) -> None:
+    began = _started.pop(task_id, None)
+    if began is not None and task is not None:
+        outcome = {"SUCCESS": "success", "RETRY": "retry"}.get(state or "", "failure")
+        TASK_DURATION.labels(task=task.name, outcome=outcome).observe(time.perf_counter() - began)
 
 
 class RecentIds:
@@ -206,6 +223,10 @@ def _quiet_per_task_lines(level: str) -> None:
 def _warm_and_sweep(sender: Any = None, **_: Any) -> None:
     configure_logging(get_settings().log_level)
     _quiet_per_task_lines(get_settings().log_level)
+    if get_settings().metrics_port:
+        # A worker of its own container (docker-compose) is scraped here; on one machine
+        # the API's /metrics holds every process's figures already.
+        start_http_server(get_settings().metrics_port, registry=scrape_registry())
     if _scores_comments():
         # Load the model now, not when the first comment arrives.
         log.info("worker_model_ready", model_version=resources().scorer.version)

@@ -6,7 +6,7 @@ import redis
 import structlog
 from sqlalchemy.exc import OperationalError
 
-from service.comments.decisions import decide_pending
+from service.comments.decisions import Decided, decide_pending
 from service.comments.notify import decided_message, publish_decided
 from service.comments.sweeper import claim_stale_pending
 from service.core.broker import (
@@ -20,6 +20,7 @@ from service.core.broker import (
     enqueue_webhooks,
 )
 from service.core.db import session_scope
+from service.core.metrics import COMMENTS_DECIDED, DECISION_LATENCY, SCORING_BATCH_SIZE
 from service.core.tables import utcnow
 from service.webhooks.delivery import RetryPolicy, attempt_delivery
 from service.webhooks.lease import due_deliveries
@@ -78,9 +79,19 @@ def _decide(comment_ids: list[str]) -> None:
         )
     res.decided_here.update(d.comment_id for d in decided)
     _publish(res.redis, [decided_message(d) for d in decided])
+    _observe(decided)
     # Only a message here: the webhook worker does the sending, so a dead receiver costs the
     # scoring path nothing. A lost message is found by retry_webhooks.
     enqueue_webhooks(app, [d.webhook_delivery_id for d in decided if d.webhook_delivery_id])
+
+
+def _observe(decided: list[Decided]) -> None:
+    if not decided:
+        return
+    SCORING_BATCH_SIZE.observe(len(decided))
+    for d in decided:
+        COMMENTS_DECIDED.labels(site=d.site_name, action=d.decision.action).inc()
+        DECISION_LATENCY.observe(d.decision.latency_ms / 1000)
 
 
 @app.task(name=SWEEP_PENDING, acks_late=True)

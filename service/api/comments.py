@@ -11,6 +11,7 @@ from service.api.schemas import CommentOut, ErrorOut, SubmitOut
 from service.comments.intake import get_comment, get_comment_by_external_id
 from service.comments.schemas import CommentIn
 from service.comments.views import comment_status_view, comment_view
+from service.core.metrics import COMMENTS_SUBMITTED
 from service.core.tables import CommentStatus, new_id
 from service.http.deps import AnyKey, State, SubmitterKey
 from service.http.state import AppState
@@ -56,6 +57,8 @@ async def post_comment(
             waiters.discard(comment_id, future)
         raise
     view, created = stored.view, stored.created
+    if created:
+        COMMENTS_SUBMITTED.labels(site=caller.site_name).inc()
     if future is not None and created and not stored.enqueued:
         # Stored, but the queue is away: answer now rather than wait for what cannot come.
         waiters.discard(comment_id, future)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from prometheus_client import multiprocess
+
 from service.core.processes import die_with_parent
 
 __all__ = ["Child", "Supervisor", "read_state"]
@@ -98,6 +100,9 @@ class Supervisor:
         delay = min(self.first_delay * 2 ** max(child.dying_young - 1, 0), self.max_delay)
         child.last_exit, child.restart_at = code, now + delay
         self._close_log(child)
+        if child.process is not None and self.env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Its live gauges (the model it held) stop counting; its counters stay.
+            multiprocess.mark_process_dead(child.process.pid, self.env["PROMETHEUS_MULTIPROC_DIR"])
         self.say(
             f"{child.name} exited with code {code} after {lived:.0f} s; "
             f"restarting in {delay:.0f} s (log {self._log_path(child)})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -110,6 +111,12 @@ def _child_env(settings: Settings) -> tuple[dict[str, str], EmbeddedRedis | None
         env["MODERATION_REDIS_URL"] = embedded.url
         console.print(f"[dim]embedded Redis at {embedded.url}[/dim]")
     env["MODERATION_VAR_DIR"] = str(settings.var_dir.resolve())
+    # Every process of this machine writes its metrics here and the API serves their sum;
+    # emptied first, since files of processes that are gone would count twice.
+    metrics = settings.var_dir.resolve() / "metrics"
+    shutil.rmtree(metrics, ignore_errors=True)
+    metrics.mkdir(mode=0o700)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     if not settings.database_url:
         env["MODERATION_DATABASE_URL"] = settings.resolved_database_url
     return env, embedded

@@ -94,6 +94,7 @@ class Decided:
     decision: Decision
     # The comment.decided delivery to enqueue after commit, when the site has a webhook.
     webhook_delivery_id: str | None = None
+    site_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -350,6 +351,7 @@ def _store(
                 verdict.status,
                 decision,
                 delivery_id,
+                comment.site_name,
             )
         )
     if decided:

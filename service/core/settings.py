@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # How often each process looks at the model registry for a new active (or shadow) version.
     model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # /metrics is open on the API's own address unless this is set; then only a request with
+    # `Authorization: Bearer <token>` is answered. `metrics_port`: each Celery worker serves
+    # its machine's metrics on this port too (0: off; on one machine the API's include them).
+    metrics_token: str = ""
+    metrics_port: int = Field(default=0, ge=0, le=65_535)
     # Each worker says this often, from the loop that takes its messages, that it consumes its
     # queues; one silent for three periods is not consuming (/readyz, moderation status).
     worker_beat_seconds: float = Field(default=5.0, gt=0, le=300)

@@ -14,6 +14,7 @@ from service.core.settings import Settings
 from service.http.caller import Caller
 from service.http.intake import IntakeBatcher
 from service.http.key_cache import KeyCache
+from service.http.metrics import BacklogCollector
 from service.http.quotas import Quotas
 from service.http.waiters import DecisionWaiters
 from service.models.holder import ModelHolder
@@ -32,6 +33,8 @@ class AppState:
     models: ModelHolder
     quotas: Quotas
     intake: IntakeBatcher
+    # What a /metrics scrape reads at scrape time (queue depths, pending comments).
+    backlog: BacklogCollector
     # Unused (always asks the database) until the waiters' subscription says it is live.
     keys: KeyCache[Caller] = field(default_factory=KeyCache)
 

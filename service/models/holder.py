@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from classifier.artifact import DEFAULT_MODEL_DIR, ArtifactError, artifact_identity
 from service.core.db import session_scope
+from service.core.metrics import note_active_model
 from service.models.registry import (
     active_version,
     ensure_registered,
@@ -95,6 +96,7 @@ class ModelHolder:
         self.refresh()
         if self._scorer is None:  # the registry's model could not be loaded: serve the shipped one
             self._scorer = self._load_bootstrap()
+            note_active_model(self._scorer.version)
         if watch and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="model-watch", daemon=True)
             self._thread.start()
@@ -126,6 +128,7 @@ class ModelHolder:
                     previous = self._scorer.version if self._scorer else None
                     self._scorer = loaded
                     log.info("model_activated", version=wanted, previous=previous)
+                    note_active_model(wanted)
             self._shadow = self._get(shadow) if shadow else None
             # Keep the serving and shadow models, and one more for a quick rollback.
             keep = {v for v in (wanted, shadow) if v}

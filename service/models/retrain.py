@@ -21,6 +21,7 @@ import csv
 import gzip
 import math
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -45,6 +46,7 @@ from classifier.artifact import save_model
 from classifier.model import json_params
 from classifier.training import ROW_WEIGHT_COLUMN, TEST_FILE, TRAINING_MIX, Source, train
 from service.core.db import session_scope
+from service.core.metrics import TRAINING_JOB_DURATION, TRAINING_JOBS
 from service.core.settings import DEFAULT_THRESHOLDS, Settings
 from service.core.tables import Site, TrainingJob, utcnow
 from service.models.labels import SiteLabels, site_labels
@@ -209,10 +211,12 @@ def run_job(
         if not claim_job(session, job_id):
             log.info("training_job_not_queued", job_id=job_id)
             return None
-    scratch = work_dir / job_id
+    scratch, began = work_dir / job_id, time.monotonic()
     try:
         with Heartbeat(sessions, job_id, every=config.heartbeat_seconds):
-            return _run(sessions, job_id, config=config, scratch=scratch, cache_dir=cache_dir)
+            result = _run(sessions, job_id, config=config, scratch=scratch, cache_dir=cache_dir)
+        _observe("promoted" if result.get("promoted") else "waiting", began)
+        return result
     except _Abandoned:
         log.warning("training_job_abandoned", job_id=job_id)
         return None
@@ -222,9 +226,15 @@ def run_job(
         message = str(exc) if known else f"{type(exc).__name__}: {exc}"
         with session_scope(sessions) as session:
             fail_job(session, job_id, message)
+        _observe("failed", began)
         return None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _observe(outcome: str, began: float) -> None:
+    TRAINING_JOBS.labels(outcome=outcome).inc()
+    TRAINING_JOB_DURATION.labels(outcome=outcome).observe(time.monotonic() - began)
 
 
 _Progress = Callable[[str, float], None]  # (stage, percent)

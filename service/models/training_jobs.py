@@ -30,6 +30,7 @@ from service.core.errors import (
     SiteNotFound,
     Unavailable,
 )
+from service.core.metrics import TRAINING_JOBS
 from service.core.tables import ModelVersion, Site, TrainingJob, utcnow
 from service.models.labels import label_count
 from service.models.registry import active_version
@@ -215,6 +216,7 @@ def fail_stale_jobs(
             failed.append(job.id)
     if failed:
         log.warning("training_jobs_failed_stale", jobs=failed)
+        TRAINING_JOBS.labels(outcome="failed").inc(len(failed))
     return failed
 
 

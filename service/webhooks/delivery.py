@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.db import rowcount, session_scope
+from service.core.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERY_LAG
 from service.core.settings import Settings
 from service.core.tables import WebhookAttempt, WebhookDelivery, utcnow
 from service.webhooks.config import WEBHOOK_REMOVED, DeliveryStatus, signed_headers
@@ -241,7 +242,7 @@ def attempt_delivery(
         outcome = _send(client, out, now=started, policy=policy)
         duration_ms = (time.perf_counter() - t0) * 1000
     with session_scope(sessions) as session:
-        return _finish(
+        result = _finish(
             session,
             out,
             outcome,
@@ -250,6 +251,21 @@ def attempt_delivery(
             now=clock(),
             policy=policy,
         )
+    _observe(result, out, now=clock())
+    return result
+
+
+def _observe(result: AttemptResult, out: LeasedDelivery, *, now: datetime) -> None:
+    """The attempt in the metrics, once its outcome is committed."""
+    if result.status == DeliveryStatus.DELIVERED:
+        WEBHOOK_ATTEMPTS.labels(outcome="delivered").inc()
+        WEBHOOK_DELIVERY_LAG.observe(max((now - out.created_at).total_seconds(), 0.0))
+    elif result.error is not None and result.error.startswith(BLOCKED):
+        WEBHOOK_ATTEMPTS.labels(outcome="blocked").inc()
+    elif result.status == DeliveryStatus.FAILED:
+        WEBHOOK_ATTEMPTS.labels(outcome="gave_up").inc()
+    else:  # pending again, or another worker's lease decides
+        WEBHOOK_ATTEMPTS.labels(outcome="retry").inc()
 
 
 # --- reading ---------------------------------------------------------------------------------

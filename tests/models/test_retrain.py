@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -97,8 +98,13 @@ def test_a_retrain_holds_out_the_newest_labels_registers_a_candidate_and_promote
     add_labels(sessions, site_id, 60)
     with session_scope(sessions) as session:
         job_id = start_retrain(session, site_id, actor="alice").id
+    promoted = REGISTRY.get_sample_value("moderation_training_jobs_total", {"outcome": "promoted"})
     result = _run(sessions, job_id, config(base_dir), tmp_path)
     assert result is not None and result["promoted"], result
+    assert (
+        REGISTRY.get_sample_value("moderation_training_jobs_total", {"outcome": "promoted"})
+        == (promoted or 0) + 1
+    )
     first = artifact_identity(first_model)[0]
     with session_scope(sessions) as session:
         job = get_job(session, job_id)

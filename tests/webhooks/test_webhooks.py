@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import httpx
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -299,13 +300,21 @@ def test_a_site_event_is_recorded_only_when_the_site_has_a_webhook(
 # --- delivering --------------------------------------------------------------------------------
 
 
+def _counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_a_delivery_is_posted_signed_and_marked_delivered(sessions: sessionmaker[Session]) -> None:
     delivery_id = _delivery(sessions, _site_with_webhook(sessions))
     seen: list[httpx.Request] = []
+    delivered = _counted("moderation_webhook_attempts_total", outcome="delivered")
+    lags = _counted("moderation_webhook_delivery_lag_seconds_count")
     result = attempt_delivery(
         sessions, delivery_id, client=_receiver(_answer(204), seen), policy=POLICY
     )
     assert result is not None and (result.status, result.status_code) == ("delivered", 204)
+    assert _counted("moderation_webhook_attempts_total", outcome="delivered") == delivered + 1
+    assert _counted("moderation_webhook_delivery_lag_seconds_count") == lags + 1
     [request] = seen
     assert str(request.url) == URL
     headers = request.headers
@@ -339,8 +348,10 @@ def test_a_failed_attempt_is_retried_after_the_backoff_and_not_before(
     delivery_id = _delivery(sessions, _site_with_webhook(sessions))
     now = utcnow()
     failing = _receiver(_answer(503))
+    retries = _counted("moderation_webhook_attempts_total", outcome="retry")
     result = attempt_delivery(sessions, delivery_id, client=failing, policy=POLICY, clock=_at(now))
     assert result is not None and (result.status, result.status_code) == ("pending", 503)
+    assert _counted("moderation_webhook_attempts_total", outcome="retry") == retries + 1
     row = _row(sessions, delivery_id)
     wait = (row.next_attempt_at - now).total_seconds()
     assert 27 <= wait <= 30, "the base backoff, less at most 10% jitter"
