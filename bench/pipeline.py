@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.floor import FloorStack
 from service.core.embedded_redis import EmbeddedRedis
+from service.core.settings import Settings
 from tests.stack import NO_QUOTA, Stack
 
 SYSTEMS = ("floor", "durable", "service", "noop")
@@ -226,7 +227,9 @@ def start(system: str, args: argparse.Namespace, directory: Path) -> tuple[Runni
     stack = Stack(directory, url, env)
     try:
         # The process set of `make run`: beat and the webhook and training workers too.
-        stack.start(beat=True, workers=("webhooks", "training"))
+        stack.start(
+            beat=True, workers=("webhooks", "training"), scoring_workers=args.scoring_workers
+        )
     except BaseException:
         stack.stop()
         raise
@@ -341,6 +344,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1/test")
     parser.add_argument("--open-loop-seconds", type=float, default=10.0)
     parser.add_argument("--data", type=Path, default=DATA, help="the Civil Comments sample")
+    parser.add_argument(
+        "--scoring-workers",
+        type=int,
+        default=Settings().scoring_workers,
+        help="as `make run` starts them (MODERATION_SCORING_WORKERS)",
+    )
     parser.add_argument("--quick", action="store_true", help="200 comments, 1 round, 5 s")
     args = parser.parse_args()
     if args.quick:

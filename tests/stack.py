@@ -82,9 +82,12 @@ class Stack:
             self.engine = make_engine(self.database_url)
         return make_session_factory(self.engine)
 
-    def start(self, *, beat: bool = False, workers: tuple[str, ...] = ()) -> Stack:
-        """Redis, the schema, the test keys, a scoring worker, then beat, the workers of the
-        other `workers` queues (e.g. "webhooks", "training") and the API."""
+    def start(
+        self, *, beat: bool = False, workers: tuple[str, ...] = (), scoring_workers: int = 1
+    ) -> Stack:
+        """Redis, the schema, the test keys, `scoring_workers` scoring workers (named
+        "worker", then "worker-2", ...), then beat, the workers of the other `workers` queues
+        (e.g. "webhooks", "training") and the API."""
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "metrics").mkdir(exist_ok=True)
         self.redis = EmbeddedRedis(self.directory, port=free_port()).start()
@@ -100,6 +103,8 @@ class Stack:
             ):
                 self.keys[f"{site}-{role}"] = create_key(session, site_name=site, role=role)[1]
         self.start_worker()
+        for number in range(2, scoring_workers + 1):
+            self.start_worker(f"worker-{number}", node=f"scoring{number}")
         if beat:
             self._spawn("beat", beat_command(Settings(var_dir=self.directory)))
         # Spawned before the API and awaited after it, so that the start-ups overlap.
@@ -111,11 +116,16 @@ class Stack:
         return self
 
     def start_worker(
-        self, name: str = "worker", *, queue: str = SCORING_QUEUE, log_each_task: bool = False
+        self,
+        name: str = "worker",
+        *,
+        queue: str = SCORING_QUEUE,
+        log_each_task: bool = False,
+        node: str | None = None,
     ) -> None:
         """`log_each_task`: keep Celery's per-task lines in its log (MODERATION_LOG_LEVEL=DEBUG)."""
         env = {"MODERATION_LOG_LEVEL": "DEBUG"} if log_each_task else {}
-        self._spawn(name, worker_command(queue=queue, loglevel="INFO"), env)
+        self._spawn(name, worker_command(queue=queue, loglevel="INFO", node=node), env)
         self._wait_for_log(name, "ready", timeout=60)
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:

@@ -219,6 +219,23 @@ def _quiet_per_task_lines(level: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _wait_at_gate() -> None:
+    """A standby, started and warm, takes no message until its gate file is removed.
+
+    This runs when the worker is ready but before its loop first asks Redis for messages, so
+    while it waits it consumes nothing, and its first beat comes once it is through:
+    `moderation up` removes the file the moment the active scoring worker exits, and the
+    standby decides within milliseconds instead of a new worker's start of a second or more.
+    """
+    gate = os.environ.get("MODERATION_START_GATE")  # service/cli/supervisor.py START_GATE_ENV
+    if not gate:
+        return
+    log.info("standby_waiting", gate=gate)
+    while os.path.exists(gate):
+        time.sleep(0.05)
+    log.info("standby_taking_over")
+
+
 @signals.worker_ready.connect
 def _warm_and_sweep(sender: Any = None, **_: Any) -> None:
     configure_logging(get_settings().log_level)
@@ -230,6 +247,7 @@ def _warm_and_sweep(sender: Any = None, **_: Any) -> None:
     if _scores_comments():
         # Load the model now, not when the first comment arrives.
         log.info("worker_model_ready", model_version=resources().scorer.version)
+        _wait_at_gate()
         # Comments stranded by a previous crash are picked up as soon as a worker is back.
         app.send_task(SWEEP_PENDING)
     if WEBHOOK_QUEUE in set(app.amqp.queues.consume_from or ()):

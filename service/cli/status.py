@@ -117,7 +117,7 @@ def show(status: Status, console: Console) -> None:
     if status.processes is not None:
         table = Table("process", "pid", "state", "up", "restarts", "log", box=None)
         for p in status.processes:
-            state = "running" if p["alive"] else "restarting"
+            state = ("standby" if p.get("standby") else "running") if p["alive"] else "restarting"
             up = _age(p["uptime"]) if p["alive"] else "-"
             table.add_row(p["name"], str(p["pid"]), state, up, str(p["restarts"]), p["log"])
         console.print(table)

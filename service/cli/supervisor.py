@@ -5,6 +5,12 @@ restart and stop. A child that dies is restarted after 1 s, then 2, 4 ... at mos
 keeps dying young; one that ran for `steady_seconds` before it died starts again at 1 s. Every
 child dies with the runner, even when the runner is killed (`die_with_parent`). The state of
 the children is kept in `var/run/up.json` for `moderation status`.
+
+A child added with `standby=True` has a spare: the same command, started and warm, waiting at
+a gate file (`START_GATE_ENV`) before it takes any work. When the child exits, its spare's gate
+is opened and the spare carries on at once in its place, and a new spare is started behind it.
+For the scoring worker this keeps decisions flowing through a crash, at the cost of one idle
+process's memory rather than the CPU that a second active worker costs.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from prometheus_client import multiprocess
 
 from service.core.processes import die_with_parent
 
-__all__ = ["Child", "Supervisor", "read_state"]
+__all__ = ["START_GATE_ENV", "Child", "Supervisor", "read_state"]
 
 STATE_FILE = Path("run") / "up.json"
+START_GATE_ENV = "MODERATION_START_GATE"  # a spare waits while the file at this path exists
 
 
 @dataclass
@@ -39,6 +46,7 @@ class Child:
     dying_young: int = 0  # exits in a row that came before `steady_seconds`
     restart_at: float | None = None  # monotonic; set while it waits to be started again
     last_exit: int | None = None
+    spare_of: str | None = None  # a spare: the name of the child it stands in for
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -64,8 +72,10 @@ class Supervisor:
     def log_dir(self) -> Path:
         return self.var_dir / "log"
 
-    def add(self, name: str, args: list[str]) -> None:
+    def add(self, name: str, args: list[str], *, standby: bool = False) -> None:
         self.children.append(Child(name, args))
+        if standby:
+            self.children.append(Child(f"{name} (standby)", args, spare_of=name))
 
     def start_all(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -94,26 +104,53 @@ class Supervisor:
         if changed:
             self._write_state()
 
+    def _spare(self, child: Child) -> Child | None:
+        return next((c for c in self.children if c.spare_of == child.name), None)
+
     def _exited(self, child: Child, code: int, now: float) -> None:
         lived = now - child.started_at
         child.dying_young = 0 if lived >= self.steady_seconds else child.dying_young + 1
         delay = min(self.first_delay * 2 ** max(child.dying_young - 1, 0), self.max_delay)
-        child.last_exit, child.restart_at = code, now + delay
-        self._close_log(child)
-        if child.process is not None and self.env.get("PROMETHEUS_MULTIPROC_DIR"):
-            # Its live gauges (the model it held) stop counting; its counters stay.
-            multiprocess.mark_process_dead(child.process.pid, self.env["PROMETHEUS_MULTIPROC_DIR"])
+        child.last_exit = code
+        self._forget(child)
+        spare = self._spare(child)
+        if spare is not None and spare.running:
+            self._take_over(child, spare, now + delay)
+            self.say(
+                f"{child.name} exited with code {code} after {lived:.0f} s; its standby "
+                f"(pid {self._pid(child)}) took over; a new standby starts in {delay:.0f} s"
+            )
+            return
+        child.restart_at = now + delay
         self.say(
             f"{child.name} exited with code {code} after {lived:.0f} s; "
             f"restarting in {delay:.0f} s (log {self._log_path(child)})"
         )
+
+    def _take_over(self, child: Child, spare: Child, next_spare_at: float) -> None:
+        """The spare, already started, becomes `child`; a new spare follows at `next_spare_at`."""
+        self._gate(spare).unlink(missing_ok=True)
+        child.process, child._log = spare.process, spare._log
+        child.started_at, child.started_wall = spare.started_at, spare.started_wall
+        child.restarts += 1
+        spare.process, spare._log, spare.restart_at = None, None, next_spare_at
+
+    def _forget(self, child: Child) -> None:
+        self._close_log(child)
+        if child.process is not None and self.env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Its live gauges (the model it held) stop counting; its counters stay.
+            multiprocess.mark_process_dead(child.process.pid, self.env["PROMETHEUS_MULTIPROC_DIR"])
+
+    def _gate(self, spare: Child) -> Path:
+        return self.var_dir / "run" / f"{spare.spare_of}.gate"
 
     def stop_all(self) -> None:
         """Stop in the reverse order of starting (the API before the workers it feeds)."""
         for child in reversed(self.children):
             child.restart_at = None
             if child.running and child.process is not None:
-                child.process.send_signal(signal.SIGTERM)
+                # A spare behind its gate has taken nothing: it has nothing to finish.
+                child.process.send_signal(signal.SIGKILL if child.spare_of else signal.SIGTERM)
         for child in reversed(self.children):
             if child.process is None:
                 continue
@@ -127,10 +164,16 @@ class Supervisor:
         (self.var_dir / STATE_FILE).unlink(missing_ok=True)
 
     def _start(self, child: Child) -> None:
+        env = dict(self.env)
+        if child.spare_of is not None:
+            gate = self._gate(child)
+            gate.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            gate.touch()
+            env[START_GATE_ENV] = str(gate)
         child._log = open(self._log_path(child), "ab")  # noqa: SIM115 - lives with the child
         child.process = subprocess.Popen(
             child.args,
-            env=dict(self.env),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=child._log,
             stderr=subprocess.STDOUT,
@@ -147,7 +190,8 @@ class Supervisor:
             child._log = None
 
     def _log_path(self, child: Child) -> Path:
-        return self.log_dir / f"{child.name}.log"
+        # A spare writes where the child it stands in for does: it may become that child.
+        return self.log_dir / f"{child.spare_of or child.name}.log"
 
     @staticmethod
     def _pid(child: Child) -> int | None:
@@ -167,6 +211,7 @@ class Supervisor:
                     "restarts": c.restarts,
                     "last_exit": c.last_exit,
                     "waiting_to_restart": c.restart_at is not None,
+                    "standby": c.spare_of is not None,
                     "log": str(self._log_path(c)),
                 }
                 for c in self.children

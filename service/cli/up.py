@@ -33,7 +33,9 @@ console = Console()
 DEMO_SITE = "demo"
 
 
-def worker_command(*, queue: str = SCORING_QUEUE, loglevel: str = "INFO") -> list[str]:
+def worker_command(
+    *, queue: str = SCORING_QUEUE, loglevel: str = "INFO", node: str | None = None
+) -> list[str]:
     # Solo pool and no gossip/mingle/heartbeat: measured fastest here for millisecond tasks;
     # run more worker processes to use more cores. Webhook deliveries wait on the network,
     # not the CPU: threads, so one slow receiver holds one thread, and a node name of their
@@ -44,7 +46,8 @@ def worker_command(*, queue: str = SCORING_QUEUE, loglevel: str = "INFO") -> lis
     elif queue == TRAINING_QUEUE:
         pool = ["-P", "solo", "-n", f"{queue}@%h"]
     else:
-        pool = ["-P", "solo"]
+        # Several scoring workers on one host each need a node name of their own.
+        pool = ["-P", "solo", *(["-n", f"{node}@%h"] if node else [])]
     return [
         sys.executable, "-m", "celery", "-A", "workers.app", "worker",
         "-Q", queue, *pool, "-l", loglevel,
@@ -124,7 +127,12 @@ def _child_env(settings: Settings) -> tuple[dict[str, str], EmbeddedRedis | None
 
 def _children(supervisor: Supervisor, settings: Settings) -> None:
     """The processes of one machine, in the order they start (and the reverse of stopping)."""
-    supervisor.add("worker", worker_command())
+    # Each with a warm standby that takes over the moment it exits: a crash never stops every
+    # decision, and costs no CPU while nothing fails (service/cli/supervisor.py).
+    for number in range(1, settings.scoring_workers + 1):
+        name = f"worker-{number}" if settings.scoring_workers > 1 else "worker"
+        command = worker_command(node=f"scoring{number}")
+        supervisor.add(name, command, standby=settings.scoring_standby)
     supervisor.add("webhooks", worker_command(queue=WEBHOOK_QUEUE))
     supervisor.add("training", worker_command(queue=TRAINING_QUEUE))
     supervisor.add("beat", beat_command(settings))

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # How often each process looks at the model registry for a new active (or shadow) version.
     model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # Scoring workers `moderation up` starts, and whether each has a warm standby that takes
+    # over the moment it exits. Measured on 2 cores: a second active worker cost 15-25% of
+    # the throughput at concurrency 1 and 4 (docs/performance.md); a standby costs memory only.
+    scoring_workers: int = Field(default=1, ge=1, le=32)
+    scoring_standby: bool = True
     # /metrics is open on the API's own address unless this is set; then only a request with
     # `Authorization: Bearer <token>` is answered. `metrics_port`: each Celery worker serves
     # its machine's metrics on this port too (0: off; on one machine the API's include them).

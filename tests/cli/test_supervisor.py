@@ -124,6 +124,50 @@ def test_stop_all_stops_the_children_in_the_reverse_order_and_forgets_the_state(
     assert read_state(tmp_path) is None
 
 
+GATED = [
+    PY,
+    "-c",
+    "import os, time; print('warm', flush=True)\n"
+    "while os.path.exists(os.environ.get('MODERATION_START_GATE', '')): time.sleep(0.01)\n"
+    "print('working', os.getpid(), flush=True); time.sleep(600)",
+]
+
+
+def test_a_standby_waits_at_its_gate_and_takes_over_the_moment_its_child_exits(
+    tmp_path: Path, said: list[str]
+) -> None:
+    clock = Clock()
+    supervisor = _supervisor(tmp_path, said, clock)
+    supervisor.add("scorer", GATED, standby=True)
+    supervisor.start_all()
+    active, spare = supervisor.children
+    assert spare.name == "scorer (standby)" and spare.process is not None
+    log = tmp_path / "log" / "scorer.log"
+    _until(lambda: log.read_text().count("warm") == 2)
+    assert log.read_text().count("working") == 1, "the standby waits at its gate"
+    state = read_state(tmp_path)
+    assert state is not None and [c["standby"] for c in state["children"]] == [False, True]
+
+    standby_pid = spare.process.pid
+    assert active.process is not None
+    active.process.kill()
+    active.process.wait(timeout=10)
+    clock.now += 0.5
+    supervisor.watch()
+    assert active.process is not None and active.process.pid == standby_pid
+    _until(lambda: f"working {standby_pid}" in log.read_text())
+    assert any("its standby" in line and "took over" in line for line in said), said
+    # A new standby follows after the backoff, and waits at the gate in turn.
+    assert spare.process is None and spare.restart_at is not None
+    clock.now = spare.restart_at
+    supervisor.watch()
+    assert spare.running
+    _until(lambda: log.read_text().count("warm") == 3)
+    assert log.read_text().count("working") == 2
+    supervisor.stop_all()
+    assert said[-2:] == ["stopped scorer (standby)", "stopped scorer"]
+
+
 RUNNER = textwrap.dedent(
     """
     import os, sys, time
