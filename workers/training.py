@@ -1,14 +1,16 @@
-"""Training task entry points: run a retraining job by id, and beat's check for a due one."""
+"""Training-queue tasks: a retraining job, beat's check for a due one, the retention purge."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from service.core.broker import RETRAIN, RETRAIN_IF_DUE, enqueue_retrain
+from service.core.broker import PURGE_EXPIRED, RETRAIN, RETRAIN_IF_DUE, enqueue_retrain
+from service.core.db import session_scope
 from service.models.schedule import retrain_if_due as start_if_due
+from service.moderation.erasure import CHUNK, purge_expired
 from workers.app import app, resources
 
-__all__ = ["retrain", "retrain_if_due"]
+__all__ = ["purge", "retrain", "retrain_if_due"]
 
 
 # Late acknowledgement, so a message a worker took but never started is run by the next one;
@@ -43,3 +45,15 @@ def retrain_if_due() -> str | None:
         stale_seconds=settings.retrain_stale_seconds,
         queued_seconds=settings.retrain_queued_seconds,
     )
+
+
+@app.task(name=PURGE_EXPIRED, acks_late=True, ignore_result=True)
+def purge() -> int:
+    """Erase what is past its site's retention, a chunk a transaction, until none is left."""
+    res, total = resources(), 0
+    while True:
+        with session_scope(res.sessions) as session:
+            done = purge_expired(session)
+        total += done
+        if done < CHUNK:
+            return total

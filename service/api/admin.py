@@ -10,11 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from service.api.schemas import KeyIn, PolicyIn, QuotaIn, SiteIn
+from service.api.schemas import KeyIn, PolicyIn, QuotaIn, RetentionIn, SiteIn
 from service.core.tables import Role
 from service.http.deps import AdminKey, OperatorKey, State, require_site
 from service.http.followups import announce_keys_changed
 from service.http.units import in_session
+from service.moderation.erasure import set_retention
 from service.sites.keys import (
     check_grant,
     create_key,
@@ -69,6 +70,16 @@ async def put_policy(
     policy = payload.model_dump()
     return await in_session(
         state, lambda session: set_policy(session, site, policy, actor=caller.actor)
+    )
+
+
+@router.put("/sites/{site}/retention", summary="Keep the site's comment text N days (null: always)")
+async def put_retention(
+    site: str, payload: RetentionIn, caller: AdminKey, state: State
+) -> dict[str, Any]:
+    require_site(caller, site)
+    return await in_session(
+        state, lambda session: set_retention(session, site, payload.days, actor=caller.actor)
     )
 
 

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from service.api.schemas import AuthorTrustIn, BulkReviewIn, ClaimOut, QueueOut, ReviewIn, ReviewOut
-from service.http.deps import ModeratorKey, SiteId, State
+from service.http.deps import AdminKey, ModeratorKey, SiteId, State
 from service.http.followups import send_review_webhooks
 from service.http.units import in_session
 from service.moderation.authors import author_view, set_author_trust
+from service.moderation.erasure import erase_author
 from service.moderation.review_queue import QueueFilters, claim_items, list_queue
 from service.moderation.reviews import Reviewed, comment_history, review_comment, review_many
 from service.moderation.stats import site_stats
@@ -133,6 +134,25 @@ async def post_author(
         return set_author_trust(
             session, site_id, author_id, payload.trust, actor=caller.actor, note=payload.note
         )
+
+    return await in_session(state, write)
+
+
+@router.delete(
+    "/authors/{author_id:path}",
+    summary="Erase an author's comments: texts, metadata, labels and what was made of them",
+    description=(
+        "For a reader's request to be forgotten. Every comment of the author on the site "
+        "loses its text and metadata, its labels, the words its decision and webhook payloads "
+        "quoted, and moderators' notes on it; pending and held ones are rejected. Counts and "
+        "decisions without text stay; the erasure is audited with counts only. Site admin keys."
+    ),
+)
+async def delete_author(
+    author_id: str, caller: AdminKey, site_id: SiteId, state: State
+) -> dict[str, Any]:
+    def write(session: Session) -> dict[str, Any]:
+        return erase_author(session, site_id, author_id, actor=caller.actor)
 
     return await in_session(state, write)
 

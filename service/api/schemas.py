@@ -30,6 +30,7 @@ __all__ = [
     "QueueOut",
     "QuotaIn",
     "ReasonIn",
+    "RetentionIn",
     "RetireIn",
     "RetrainIn",
     "ReviewIn",
@@ -183,6 +184,14 @@ class KeyIn(BaseModel):
         if value == OLD_ADMIN_ROLE:
             raise ValueError(ADMIN_WAS_SPLIT)
         return value
+
+
+class RetentionIn(BaseModel):
+    """How many days the site's comment text is kept; null keeps it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: int | None = Field(ge=1, le=36_500)
 
 
 class QuotaIn(BaseModel):

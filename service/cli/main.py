@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from service.cli.model import register as register_model_commands
+from service.cli.models import cli_actor
 from service.cli.models import register as register_registry_commands
 from service.core.broker import redis_url
 from service.core.db import make_engine, make_session_factory, session_scope
@@ -24,6 +25,10 @@ __all__ = ["app", "main"]
 app = typer.Typer(name="moderation", help="Self-hosted comment moderation.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+authors_app = typer.Typer(help="Readers: erase one's comments on request.", no_args_is_help=True)
+app.add_typer(authors_app, name="authors")
+sites_app = typer.Typer(help="Site settings kept on this machine's database.", no_args_is_help=True)
+app.add_typer(sites_app, name="sites")
 register_model_commands(app)
 register_registry_commands(app)
 err = Console(stderr=True)
@@ -114,6 +119,42 @@ def keys_revoke(
         raise _fail(exc.detail) from None
     typer.echo(f"revoked {prefix[:10]}…")
     _announce_keys_changed(settings)
+
+
+@authors_app.command("erase")
+def authors_erase(
+    author_id: Annotated[str, typer.Argument(help="The author's id, as the site sends it")],
+    site: Annotated[str, typer.Option(help="The site the author writes on")],
+) -> None:
+    """Erase every comment of an author: texts, metadata, labels and what quoted them."""
+    from service.moderation.erasure import erase_author
+    from service.sites.sites import get_site
+
+    sessions = make_session_factory(make_engine(get_settings().resolved_database_url))
+    try:
+        with session_scope(sessions) as session:
+            done = erase_author(session, get_site(session, site).id, author_id, actor=cli_actor())
+    except ModerationError as exc:
+        raise _fail(exc.detail) from None
+    counts = ", ".join(f"{n} {what}" for what, n in done["erased"].items())
+    typer.echo(f"erased author {author_id!r} of site {site!r}: {counts}")
+
+
+@sites_app.command("retention")
+def sites_retention(
+    site: Annotated[str, typer.Argument(help="Site name")],
+    days: Annotated[int, typer.Argument(help="Keep comment text this many days; 0: always")],
+) -> None:
+    """Erase the site's comment text once it is older than DAYS (beat does it hourly)."""
+    from service.moderation.erasure import set_retention
+
+    sessions = make_session_factory(make_engine(get_settings().resolved_database_url))
+    try:
+        with session_scope(sessions) as session:
+            set_retention(session, site, days or None, actor=cli_actor())
+    except ModerationError as exc:
+        raise _fail(exc.detail) from None
+    typer.echo(f"site {site!r} keeps comment text " + (f"{days} days" if days else "always"))
 
 
 def _announce_keys_changed(settings: Settings) -> None:

@@ -31,7 +31,7 @@ from service.models.registry import active_version, rollback, version_view
 from service.models.training_jobs import get_job, request_retrain
 from service.sites.sites import get_site
 
-__all__ = ["register"]
+__all__ = ["cli_actor", "register"]
 
 BAD_INPUT = 2
 JOB_FAILED = 1
@@ -42,7 +42,7 @@ models_app = typer.Typer(help="The model registry: list, promote, roll back.", n
 err = Console(stderr=True)
 
 
-def _actor() -> str:
+def cli_actor() -> str:
     # Recorded with every label and alias move: who, from where, that it was the CLI.
     return f"cli {getpass.getuser()}@{socket.gethostname()}"
 
@@ -92,7 +92,7 @@ def retrain_command(
         job = request_retrain(
             sessions,
             site_id,
-            actor=_actor(),
+            actor=cli_actor(),
             enqueue=lambda job_id: enqueue_retrain(app, job_id),
             stale_seconds=settings.retrain_stale_seconds,
             queued_seconds=settings.retrain_queued_seconds,
@@ -143,7 +143,7 @@ def labels_import(
 ) -> None:
     """Import labelled rows; the whole file is checked first and a bad line refuses it all."""
     with _sessions() as sessions, session_scope(sessions) as session:
-        count = import_labels(session, get_site(session, site).id, file, actor=_actor())
+        count = import_labels(session, get_site(session, site).id, file, actor=cli_actor())
     typer.echo(f"imported {count} label{'s' if count != 1 else ''} for site {site}")
 
 
@@ -204,7 +204,7 @@ def models_promote(
 ) -> None:
     """Make a version the active model (every process follows within seconds)."""
     with _sessions() as sessions, session_scope(sessions) as session:
-        moved = promote_checked(session, version, actor=_actor(), reason=reason)
+        moved = promote_checked(session, version, actor=cli_actor(), reason=reason)
     typer.echo(f"active: {moved['active']} (was {moved['previous']})")
 
 
@@ -214,7 +214,7 @@ def models_rollback(
 ) -> None:
     """Point the active alias back where its last move came from."""
     with _sessions() as sessions, session_scope(sessions) as session:
-        moved = rollback(session, actor=_actor(), reason=reason)
+        moved = rollback(session, actor=cli_actor(), reason=reason)
     typer.echo(f"active: {moved['active']} (was {moved['previous']})")
 
 

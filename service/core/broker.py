@@ -16,6 +16,7 @@ from service.core.settings import Settings
 __all__ = [
     "DELIVER_WEBHOOK",
     "NOOP_DECIDE",
+    "PURGE_EXPIRED",
     "QUEUES",
     "RETRAIN",
     "RETRAIN_IF_DUE",
@@ -63,6 +64,9 @@ RETRAIN = "moderation.retrain"
 # queries, so it runs on the scoring queue: a dead training worker must not stop the check
 # that notices it.
 RETRAIN_IF_DUE = "moderation.retrain_if_due"
+# Beat's erasure of comment text past each site's retention, a chunk a transaction: on the
+# training worker, which waits on nothing urgent.
+PURGE_EXPIRED = "moderation.purge_expired"
 
 
 QUEUES = (SCORING_QUEUE, WEBHOOK_QUEUE, TRAINING_QUEUE)
@@ -124,6 +128,7 @@ def _task_routes() -> dict[str, dict[str, str]]:
         RETRY_WEBHOOKS: {"queue": WEBHOOK_QUEUE},
         RETRAIN: {"queue": TRAINING_QUEUE},
         RETRAIN_IF_DUE: {"queue": SCORING_QUEUE},
+        PURGE_EXPIRED: {"queue": TRAINING_QUEUE},
     }
 
 
@@ -143,6 +148,11 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
                 "queue": WEBHOOK_QUEUE,
                 "expires": settings.webhook_retry_interval_seconds,
             },
+        },
+        "purge-expired": {
+            "task": PURGE_EXPIRED,
+            "schedule": settings.retention_check_seconds,
+            "options": {"queue": TRAINING_QUEUE, "expires": settings.retention_check_seconds},
         },
         "retrain-if-due": {
             "task": RETRAIN_IF_DUE,

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # its machine's metrics on this port too (0: off; on one machine the API's include them).
     metrics_token: str = ""
     metrics_port: int = Field(default=0, ge=0, le=65_535)
+    # How often beat erases comment text past each site's retention (PUT
+    # /v1/sites/{site}/retention; service/moderation/erasure.py).
+    retention_check_seconds: float = Field(default=3600.0, gt=0, le=86_400)
     # Each worker says this often, from the loop that takes its messages, that it consumes its
     # queues; one silent for three periods is not consuming (/readyz, moderation status).
     worker_beat_seconds: float = Field(default=5.0, gt=0, le=300)

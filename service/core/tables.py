@@ -199,6 +199,8 @@ class Site(Base):
     # This site's keys' quota, set by an operator; None: the deployment's default.
     key_requests_per_second: Mapped[float | None] = mapped_column(Float, default=None)
     key_burst: Mapped[int | None] = mapped_column(default=None)
+    # Comment text older than this many days is erased by beat (None: kept).
+    retention_days: Mapped[int | None] = mapped_column(default=None)
 
 
 class ApiKey(Base):
@@ -239,6 +241,8 @@ class Comment(Base):
         Index("ix_comments_author_status", "author_id", "status"),
         # Moderators often work one article's thread.
         Index("ix_comments_site_article_status", "site_id", "article_id", "status", "score"),
+        # A site's retention purge walks its oldest comments.
+        Index("ix_comments_site_created", "site_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -266,6 +270,9 @@ class Comment(Base):
     # A moderator's lease on a held comment (see service/moderation/review_queue.py).
     claimed_by: Mapped[int | None] = mapped_column(Integer, default=None)
     claim_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When its text, metadata and everything derived from them were erased (the author asked,
+    # or the site's retention ran out); the row, its decision and counts stay.
+    erased_at: Mapped[datetime | None] = mapped_column(default=None)
 
     author: Mapped[Author] = relationship(lazy="joined")
     decision: Mapped[Decision | None] = relationship(lazy="joined", uselist=False)

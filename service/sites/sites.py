@@ -19,6 +19,7 @@ def site_view(site: Site) -> dict[str, Any]:
         "policy": site.policy,
         "webhook_url": site.webhook_url,
         "quota": {"requests_per_second": site.key_requests_per_second, "burst": site.key_burst},
+        "retention_days": site.retention_days,
         "created_at": site.created_at,
     }
 

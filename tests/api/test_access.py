@@ -111,6 +111,15 @@ def _new_key_prefix(world: World, site: str) -> str:
         return key.prefix
 
 
+def _new_author(world: World, site: str) -> str:
+    """An author of the site with one comment, made for one call that erases them."""
+    name = f"leaver-{uuid.uuid4().hex[:8]}"
+    with world.stack.client(f"{site}-submitter") as client:
+        body = {**comment(f"e-{name}", "Thanks for the report."), "author_id": name}
+        assert client.post("/v1/comments", json=body).status_code in (200, 202)
+    return name
+
+
 ENDPOINTS = [
     Endpoint("submit", "POST", lambda w, s: "/v1/comments", SUBMIT, "own-only",
              lambda w, s: comment(f"m-{uuid.uuid4().hex}", "Thanks for the report.")),
@@ -138,6 +147,8 @@ ENDPOINTS = [
              "site"),
     Endpoint("set author", "POST", lambda w, s: f"/v1/authors/someone{_site_q(s)}", MODERATE,
              "site", lambda w, s: {"trust": "trusted"}),
+    Endpoint("erase author", "DELETE",
+             lambda w, s: f"/v1/authors/{_new_author(w, s)}{_site_q(s)}", ADMINS, "site"),
     Endpoint("stats", "GET", lambda w, s: f"/v1/stats{_site_q(s)}", MODERATE, "site"),
     Endpoint("deliveries", "GET", lambda w, s: f"/v1/webhooks/deliveries{_site_q(s)}", MODERATE,
              "site"),
@@ -149,6 +160,8 @@ ENDPOINTS = [
              lambda w, s: {"thresholds": {"toxic": 0.2}}),
     Endpoint("set quota", "PUT", lambda w, s: f"/v1/sites/{s}/quota", OPERATOR, "named",
              lambda w, s: {}),
+    Endpoint("set retention", "PUT", lambda w, s: f"/v1/sites/{s}/retention", ADMINS, "named",
+             lambda w, s: {"days": None}),
     Endpoint("read webhook", "GET", lambda w, s: f"/v1/sites/{s}/webhook", ADMINS, "named"),
     Endpoint("set webhook", "PUT", lambda w, s: f"/v1/sites/{s}/webhook", ADMINS, "named",
              lambda w, s: {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32}),
@@ -399,3 +412,20 @@ def test_a_key_sees_only_its_own_sites_training_metadata(world: World) -> None:
         full = operator.get(f"/v1/models/{theirs}").json()
     assert full["data"]["site"]["name"] == "other"
     assert full["data"]["base"]["dir"] == "/srv/moderation/data"
+
+
+def test_erasure_and_retention_refuse_bad_input_naming_the_field(world: World) -> None:
+    with world.stack.client("news-site_admin") as admin:
+        missing = admin.delete("/v1/authors/never-wrote-here")
+        assert missing.status_code == 404 and missing.json()["field"] == "author_id"
+        for days in (0, 40_000, "soon"):
+            bad = admin.put("/v1/sites/news/retention", json={"days": days})
+            assert bad.status_code == 422 and "days" in bad.json()["field"], bad.text
+        name = _new_author(world, "news")
+        erased = admin.delete(f"/v1/authors/{name}")
+        assert erased.status_code == 200, erased.text
+        assert erased.json()["erased"]["comments"] == 1
+        assert (
+            admin.put("/v1/sites/news/retention", json={"days": 30}).json()["retention_days"] == 30
+        )
+        assert admin.put("/v1/sites/news/retention", json={"days": None}).status_code == 200
