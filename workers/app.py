@@ -243,7 +243,12 @@ def _warm_and_sweep(sender: Any = None, **_: Any) -> None:
     if get_settings().metrics_port:
         # A worker of its own container (docker-compose) is scraped here; on one machine
         # the API's /metrics holds every process's figures already.
-        start_http_server(get_settings().metrics_port, registry=scrape_registry())
+        try:
+            start_http_server(get_settings().metrics_port, registry=scrape_registry())
+        except OSError as exc:  # another process of this host holds the port: work on
+            log.warning(
+                "metrics_port_unavailable", port=get_settings().metrics_port, error=str(exc)
+            )
     if _scores_comments():
         # Load the model now, not when the first comment arrives.
         log.info("worker_model_ready", model_version=resources().scorer.version)
