@@ -56,6 +56,8 @@ class Stack:
     keys: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     engine: Engine | None = None
+    # Redis with its append-only file on, as docker-compose runs it (bench/faults.py).
+    redis_appendonly: bool = False
 
     @property
     def base_url(self) -> str:
@@ -90,7 +92,9 @@ class Stack:
         (e.g. "webhooks", "training") and the API."""
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "metrics").mkdir(exist_ok=True)
-        self.redis = EmbeddedRedis(self.directory, port=free_port()).start()
+        self.redis = EmbeddedRedis(
+            self.directory, port=free_port(), appendonly=self.redis_appendonly
+        ).start()
         self.port = free_port()
         upgrade_database(self.database_url)
         with session_scope(self.sessions) as session:

@@ -27,9 +27,17 @@ class EmbeddedRedis:
     messages, and the sweeper re-enqueues those comments.
     """
 
-    def __init__(self, directory: Path, *, port: int = 0, socket_name: str = "redis.sock") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int = 0,
+        socket_name: str = "redis.sock",
+        appendonly: bool = False,
+    ) -> None:
         self.directory = directory.resolve()
         self.port = port
+        self.appendonly = appendonly
         self.socket_path = self.directory / socket_name if port == 0 else None
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -46,7 +54,9 @@ class EmbeddedRedis:
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
+            # `appendonly`: every write logged to disk (fsync each second), so a restart keeps
+            # the queues, as docker-compose's Redis does.
+            "--appendonly", "yes" if self.appendonly else "no",
             "--dir", str(self.directory),
             "--logfile", str(self.directory / f"redis-{self.port or 'socket'}.log"),
         ]  # fmt: skip
