@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -15,6 +16,7 @@ import httpx
 import redis
 import structlog
 from celery import Celery, bootsteps, signals
+from celery.worker import state as worker_state
 from prometheus_client import start_http_server
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +27,7 @@ from service.core.broker import (
     WEBHOOK_QUEUE,
     beat_consumer,
     celery_config,
+    forget_consumer,
     redis_url,
 )
 from service.core.db import make_engine, make_session_factory
@@ -76,14 +79,24 @@ class ConsumerBeat(bootsteps.StartStopStep):
         if self._timer is not None:
             self._timer.cancel()
         if self._client is not None:
+            # A worker that stops says so at once: readiness must not count it for 15 s.
+            with contextlib.suppress(redis.RedisError):
+                forget_consumer(self._client, self._node(worker), self._queues())
             self._client.close()
 
+    @staticmethod
+    def _node(worker: Any) -> str:
+        return f"{worker.hostname}:{os.getpid()}"
+
+    @staticmethod
+    def _queues() -> list[str]:
+        return sorted(app.amqp.queues.consume_from or app.amqp.queues)
+
     def _beat(self, worker: Any) -> None:
-        queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
         if self._client is None:
             return
         try:
-            beat_consumer(self._client, f"{worker.hostname}:{os.getpid()}", queues, time.time())
+            beat_consumer(self._client, self._node(worker), self._queues(), time.time())
         except redis.RedisError as exc:  # Redis is away: so is consuming; nothing to say
             log.debug("consumer_beat_failed", error=str(exc))
 
@@ -231,7 +244,15 @@ def _wait_at_gate() -> None:
     if not gate:
         return
     log.info("standby_waiting", gate=gate)
+    parent = os.getppid()
     while os.path.exists(gate):
+        # Celery's SIGTERM only sets a flag, and the parent-death signal is a SIGTERM: a
+        # standby must notice both, or it outlives a runner that was killed. It has taken
+        # nothing, so it leaves at once.
+        if worker_state.should_stop is not None or worker_state.should_terminate is not None:
+            os._exit(0)
+        if os.getppid() != parent:
+            os._exit(0)
         time.sleep(0.05)
     log.info("standby_taking_over")
 

@@ -21,7 +21,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("comments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index("ix_comments_site_created", ["site_id", "created_at"], unique=False)
+        # The retention purge's walk over a site's comments not yet erased, oldest first.
+        batch_op.create_index(
+            "ix_comments_site_erased_created", ["site_id", "erased_at", "created_at"], unique=False
+        )
     with op.batch_alter_table("sites", schema=None) as batch_op:
         batch_op.add_column(sa.Column("retention_days", sa.Integer(), nullable=True))
 
@@ -30,5 +33,5 @@ def downgrade() -> None:
     with op.batch_alter_table("sites", schema=None) as batch_op:
         batch_op.drop_column("retention_days")
     with op.batch_alter_table("comments", schema=None) as batch_op:
-        batch_op.drop_index("ix_comments_site_created")
+        batch_op.drop_index("ix_comments_site_erased_created")
         batch_op.drop_column("erased_at")

@@ -133,7 +133,8 @@ def authors_erase(
     sessions = make_session_factory(make_engine(get_settings().resolved_database_url))
     try:
         with session_scope(sessions) as session:
-            done = erase_author(session, get_site(session, site).id, author_id, actor=cli_actor())
+            site_id = get_site(session, site).id
+        done = erase_author(sessions, site_id, author_id, actor=cli_actor())
     except ModerationError as exc:
         raise _fail(exc.detail) from None
     counts = ", ".join(f"{n} {what}" for what, n in done["erased"].items())

@@ -47,6 +47,7 @@ class Child:
     restart_at: float | None = None  # monotonic; set while it waits to be started again
     last_exit: int | None = None
     spare_of: str | None = None  # a spare: the name of the child it stands in for
+    gate: Path | None = None  # a spare's gate file, one of its own each start
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -97,7 +98,12 @@ class Supervisor:
             if child.restart_at is not None and child.restart_at <= now:
                 child.restart_at = None
                 child.restarts += 1
-                self._start(child)
+                try:
+                    self._start(child)
+                except OSError as exc:  # fork or exec failed (out of memory, say): try later
+                    child.process, child.restart_at = None, now + self.max_delay
+                    self.say(f"could not start {child.name} ({exc}); trying again later")
+                    continue
                 pid, count = self._pid(child), child.restarts
                 self.say(f"restarted {child.name} (pid {pid}, restart {count})")
                 changed = True
@@ -129,11 +135,14 @@ class Supervisor:
 
     def _take_over(self, child: Child, spare: Child, next_spare_at: float) -> None:
         """The spare, already started, becomes `child`; a new spare follows at `next_spare_at`."""
-        self._gate(spare).unlink(missing_ok=True)
+        if spare.gate is not None:
+            spare.gate.unlink(missing_ok=True)
         child.process, child._log = spare.process, spare._log
-        child.started_at, child.started_wall = spare.started_at, spare.started_wall
+        # Its run as `child` starts now: time spent waiting at the gate is no steady run.
+        child.started_at, child.started_wall = self.clock(), time.time()
         child.restarts += 1
-        spare.process, spare._log, spare.restart_at = None, None, next_spare_at
+        spare.process, spare._log, spare.gate = None, None, None
+        spare.restart_at = next_spare_at
 
     def _forget(self, child: Child) -> None:
         self._close_log(child)
@@ -141,11 +150,17 @@ class Supervisor:
             # Its live gauges (the model it held) stop counting; its counters stay.
             multiprocess.mark_process_dead(child.process.pid, self.env["PROMETHEUS_MULTIPROC_DIR"])
 
-    def _gate(self, spare: Child) -> Path:
-        return self.var_dir / "run" / f"{spare.spare_of}.gate"
+    def _new_gate(self, spare: Child) -> Path:
+        """A gate of this start's own: a former spare, still on its way to its gate when it
+        was called to take over, must never find a later spare's gate in its path."""
+        gate = self.var_dir / "run" / f"{spare.spare_of}.{os.getpid()}.{spare.restarts}.gate"
+        gate.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        gate.touch()
+        return gate
 
     def stop_all(self) -> None:
-        """Stop in the reverse order of starting (the API before the workers it feeds)."""
+        """Signal every child, the last started first (the API before the workers it feeds),
+        then wait for each. Nothing is lost by the overlap: an accepted comment is stored."""
         for child in reversed(self.children):
             child.restart_at = None
             if child.running and child.process is not None:
@@ -160,18 +175,26 @@ class Supervisor:
                 child.process.kill()
                 child.process.wait()
             self._close_log(child)
+            if child.gate is not None:
+                child.gate.unlink(missing_ok=True)
             self.say(f"stopped {child.name}")
         (self.var_dir / STATE_FILE).unlink(missing_ok=True)
 
     def _start(self, child: Child) -> None:
         env = dict(self.env)
         if child.spare_of is not None:
-            gate = self._gate(child)
-            gate.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            gate.touch()
-            env[START_GATE_ENV] = str(gate)
+            child.gate = self._new_gate(child)
+            env[START_GATE_ENV] = str(child.gate)
         child._log = open(self._log_path(child), "ab")  # noqa: SIM115 - lives with the child
-        child.process = subprocess.Popen(
+        try:
+            child.process = self._spawn(child, env)
+        except OSError:
+            self._close_log(child)
+            raise
+        child.started_at, child.started_wall = self.clock(), time.time()
+
+    def _spawn(self, child: Child, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             child.args,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -182,7 +205,6 @@ class Supervisor:
             start_new_session=True,
             preexec_fn=die_with_parent(),
         )
-        child.started_at, child.started_wall = self.clock(), time.time()
 
     def _close_log(self, child: Child) -> None:
         if child._log is not None:

@@ -35,6 +35,7 @@ __all__ = [
     "enqueue_retrain",
     "enqueue_score",
     "enqueue_webhooks",
+    "forget_consumer",
     "live_consumers",
     "make_celery",
     "queue_depths",
@@ -93,6 +94,14 @@ def beat_consumer(client: redis.Redis, node: str, queues: Sequence[str], now: fl
             key = consumers_key(queue)
             pipe.zadd(key, {node: now})
             pipe.zremrangebyscore(key, "-inf", now - 86_400)
+        pipe.execute()
+
+
+def forget_consumer(client: redis.Redis, node: str, queues: Sequence[str]) -> None:
+    """The worker `node` stops consuming `queues` (a clean stop)."""
+    with client.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.zrem(consumers_key(queue), node)
         pipe.execute()
 
 

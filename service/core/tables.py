@@ -241,8 +241,9 @@ class Comment(Base):
         Index("ix_comments_author_status", "author_id", "status"),
         # Moderators often work one article's thread.
         Index("ix_comments_site_article_status", "site_id", "article_id", "status", "score"),
-        # A site's retention purge walks its oldest comments.
-        Index("ix_comments_site_created", "site_id", "created_at"),
+        # A site's retention purge walks its oldest comments not yet erased: erased ones stay,
+        # and must not be walked again on every run.
+        Index("ix_comments_site_erased_created", "site_id", "erased_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -225,8 +225,9 @@ def run_job(
         known = isinstance(exc, RetrainError | DataError)
         message = str(exc) if known else f"{type(exc).__name__}: {exc}"
         with session_scope(sessions) as session:
-            fail_job(session, job_id, message)
-        _observe("failed", began)
+            failed = fail_job(session, job_id, message)
+        if failed:  # else the sweep had failed it already, and counted it
+            _observe("failed", began)
         return None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -4,7 +4,8 @@ after a candidate that was not promoted.
 Counting the labels the *active* model has not seen looped: a candidate that waits for an
 operator (or was refused) is never activated, so the same labels stayed "new" and the schedule
 started a job for the same site every few minutes, each using a core for minutes. Here a label
-is new once no job has read it, whatever became of that job's candidate. And when a site's
+is new once no job that made a candidate has read it, whatever became of that candidate (a
+job that failed made none, and its labels stay new). And when a site's
 latest jobs all ended without a promotion (refused, waiting for an operator, failed), the next
 one waits `backoff` after the last of them, doubled for each further one (at most a week): a
 site whose labels keep failing the gate is not retrained on every few new labels.
@@ -67,12 +68,15 @@ def _latest_ended(session: Session, site_id: int) -> list[TrainingJob]:
 
 def site_schedule(session: Session, site_id: int, *, backoff: timedelta) -> SiteSchedule:
     jobs = _latest_ended(session, site_id)
-    _, _, model_read = new_labels(session, site_id)
-    read = [t for t in (model_read, *(job.labels_until for job in jobs)) if t is not None]
-    since = max(read, default=None)
+    _, active, model_read = new_labels(session, site_id)
+    # A job that made a candidate has read its labels; one that failed (killed, out of
+    # memory) has not, and its labels may start the next job once the backoff allows.
+    made = [job.labels_until for job in jobs if job.status == JobStatus.SUCCEEDED]
+    since = max((t for t in (model_read, *made) if t is not None), default=None)
     unpromoted = 0
     for job in jobs:
-        if job.promoted:
+        # Promoted by itself, or later by an operator: either way the site's labels took.
+        if job.promoted or (active is not None and job.candidate_version == active):
             break
         unpromoted += 1
     not_before = None

@@ -13,14 +13,16 @@ erasure itself is audited with counts only.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from service.core.db import session_scope
 from service.core.errors import InvalidInput, NotFound
 from service.core.tables import (
     AuditEntry,
@@ -121,39 +123,65 @@ def _scrub_rows(session: Session, table: Any, where: Any, column: str) -> int:
     return len(rows)
 
 
-def erase_author(session: Session, site_id: int, external_id: str, *, actor: str) -> dict[str, Any]:
-    """Erase every comment of the site's author `external_id`, and the id itself."""
-    author = session.scalar(
-        select(Author).where(Author.site_id == site_id, Author.external_id == external_id)
-    )
-    if author is None:
-        raise NotFound(f"no author with id {external_id!r} on this site", field="author_id")
+def _unerased(session: Session, author_id: int, limit: int | None) -> list[str]:
+    query = select(Comment.id).where(Comment.author_id == author_id, Comment.erased_at.is_(None))
+    return list(session.scalars(query.limit(limit) if limit is not None else query))
+
+
+def erase_author(
+    sessions: sessionmaker[Session], site_id: int, external_id: str, *, actor: str
+) -> dict[str, Any]:
+    """Erase every comment of the site's author `external_id`, and the id itself.
+
+    A session factory, not a session: an author of years holds thousands of comments, and one
+    transaction over all of them would hold SQLite's only write lock (and intake with it) for
+    seconds. Each chunk of comments commits on its own, then one last transaction erases any
+    comment stored meanwhile and replaces the id. Run again after a failure, it goes on where
+    it stopped: the id is replaced last.
+    """
     now, erased = utcnow(), Erased()
-    ids = list(session.scalars(select(Comment.id).where(Comment.author_id == author.id)))
-    for start in range(0, len(ids), CHUNK):
-        erased.add(erase_comments(session, ids[start : start + CHUNK], now=now))
-    # The trust changes about this author name them in their data.
+    with session_scope(sessions) as session:
+        author = session.scalar(
+            select(Author).where(Author.site_id == site_id, Author.external_id == external_id)
+        )
+        if author is None:
+            raise NotFound(f"no author with id {external_id!r} on this site", field="author_id")
+        author_id = author.id
+    while True:
+        with session_scope(sessions) as session:
+            chunk = erase_comments(session, _unerased(session, author_id, CHUNK), now=now)
+        erased.add(chunk)
+        if chunk.comments < CHUNK:
+            break
+    with session_scope(sessions) as session:
+        erased.add(erase_comments(session, _unerased(session, author_id, None), now=now))
+        _forget_author(session, session.get_one(Author, author_id), external_id)
+        session.add(
+            AuditEntry(
+                site_id=site_id,
+                comment_id=None,
+                actor=actor,
+                event="author.erased",
+                data={"author": author_id, **asdict(erased)},
+                created_at=now,
+            )
+        )
+    return {"author_id": external_id, "erased": asdict(erased), "erased_at": now}
+
+
+def _forget_author(session: Session, author: Author, external_id: str) -> None:
+    """Replace the author's id on its row and in the trust changes recorded about it."""
     changes = session.scalars(
         select(AuditEntry).where(
-            AuditEntry.site_id == site_id, AuditEntry.event == "author.trust_changed"
+            AuditEntry.site_id == author.site_id, AuditEntry.event == "author.trust_changed"
         )
     )
     for entry in changes:
         if entry.data.get("author_id") == external_id:
             entry.data = {**scrubbed(entry.data), "author_id": ERASED_AUTHOR}
-    author.external_id = f"{ERASED_AUTHOR}-{author.id}"
-    session.add(
-        AuditEntry(
-            site_id=site_id,
-            comment_id=None,
-            actor=actor,
-            event="author.erased",
-            data={"author": author.id, **asdict(erased)},
-            created_at=now,
-        )
-    )
+    # Unguessable: a submitter sending this id must never reach the erased author's row.
+    author.external_id = f"{ERASED_AUTHOR}-{uuid.uuid4().hex}"
     session.flush()
-    return {"author_id": external_id, "erased": asdict(erased), "erased_at": now}
 
 
 def set_retention(
@@ -179,8 +207,8 @@ def set_retention(
 
 
 def purge_expired(session: Session, *, now: datetime | None = None, limit: int = CHUNK) -> int:
-    """Erase up to `limit` comments older than their site's retention; how many (call again
-    until 0: each call is one transaction's worth)."""
+    """Erase up to `limit` comments older than their site's retention, and the site's labels
+    as old; how many comments (call again until below `limit`: a call is one transaction)."""
     now = now or utcnow()
     done = 0
     sites = session.execute(
@@ -189,34 +217,40 @@ def purge_expired(session: Session, *, now: datetime | None = None, limit: int =
     for site_id, days in sites.all():
         if done >= limit:
             break
-        if days is None:
-            continue
-        cutoff = now - timedelta(days=days)
-        ids = list(
-            session.scalars(
-                select(Comment.id)
-                .where(
-                    Comment.site_id == site_id,
-                    Comment.created_at < cutoff,
-                    Comment.erased_at.is_(None),
+        if days is not None:
+            erased = _purge_site(session, site_id, now - timedelta(days=days), limit - done, now)
+            if erased.comments or erased.labels:
+                session.add(
+                    AuditEntry(
+                        site_id=site_id,
+                        comment_id=None,
+                        actor="retention",
+                        event="retention.purged",
+                        data={"older_than_days": days, **asdict(erased)},
+                        created_at=now,
+                    )
                 )
-                .order_by(Comment.created_at)
-                .limit(limit - done)
-            )
-        )
-        if not ids:
-            continue
-        erased = erase_comments(session, ids, now=now)
-        session.add(
-            AuditEntry(
-                site_id=site_id,
-                comment_id=None,
-                actor="retention",
-                event="retention.purged",
-                data={"older_than_days": days, **asdict(erased)},
-                created_at=now,
-            )
-        )
-        done += erased.comments
+            done += erased.comments
     session.flush()
     return done
+
+
+def _purge_site(
+    session: Session, site_id: int, cutoff: datetime, limit: int, now: datetime
+) -> Erased:
+    ids = session.scalars(
+        select(Comment.id)
+        .where(Comment.site_id == site_id, Comment.erased_at.is_(None), Comment.created_at < cutoff)
+        .order_by(Comment.created_at)
+        .limit(limit)
+    )
+    erased = erase_comments(session, list(ids), now=now)
+    # Labels that belong to no stored comment (imported, Perspective's suggestscore) hold
+    # comment text too, and age out by the same rule.
+    labels = session.execute(
+        delete(Label)
+        .where(Label.site_id == site_id, Label.created_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    erased.labels += int(getattr(labels, "rowcount", 0) or 0)
+    return erased

@@ -86,6 +86,10 @@ def _check_input(action: str, reason: str | None, note: str) -> None:
 def _check_reviewable(
     comment: Comment, reviewed_before: bool, *, key_id: int, version: int | None, now: datetime
 ) -> None:
+    if comment.erased_at is not None:
+        raise NotReviewable(
+            f"comment {comment.id} was erased: there is nothing left to review", field="id"
+        )
     if comment.status != CommentStatus.HELD and not reviewed_before:
         raise NotReviewable(
             f"comment {comment.id} is {comment.status}, not held: only held comments, and "

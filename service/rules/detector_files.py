@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,7 +41,13 @@ def mapped_detector(directory: Path, *, source: Path | None = None) -> Any:
     home = directory / hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     if not home.is_dir():
         _unpack(source, home)
-    return _open(home)
+    try:
+        return _open(home)
+    except (OSError, ValueError):
+        # A folder left broken (a power cut mid-write, a disk error): unpacked once more.
+        shutil.rmtree(home, ignore_errors=True)
+        _unpack(source, home)
+        return _open(home)
 
 
 def _unpack(source: Path, home: Path) -> None:
@@ -51,9 +57,8 @@ def _unpack(source: Path, home: Path) -> None:
 
     ptc, pc, classes, nextmove, row, output = load_model(source)
     home.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    scratch = home.parent / f".{home.name}.{os.getpid()}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(mode=0o700)
+    # Of this call's own: two threads (or processes) may unpack at once.
+    scratch = Path(tempfile.mkdtemp(dir=home.parent, prefix=f".{home.name}."))
     np.save(scratch / "ptc.npy", np.asarray(ptc))
     np.save(scratch / "pc.npy", np.asarray(pc))
     np.save(scratch / "nextmove.npy", _unsigned(nextmove))

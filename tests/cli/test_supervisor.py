@@ -148,7 +148,8 @@ def test_a_standby_waits_at_its_gate_and_takes_over_the_moment_its_child_exits(
     state = read_state(tmp_path)
     assert state is not None and [c["standby"] for c in state["children"]] == [False, True]
 
-    standby_pid = spare.process.pid
+    standby_pid, first_gate = spare.process.pid, spare.gate
+    assert first_gate is not None and first_gate.exists()
     assert active.process is not None
     active.process.kill()
     active.process.wait(timeout=10)
@@ -161,7 +162,8 @@ def test_a_standby_waits_at_its_gate_and_takes_over_the_moment_its_child_exits(
     assert spare.process is None and spare.restart_at is not None
     clock.now = spare.restart_at
     supervisor.watch()
-    assert spare.running
+    assert spare.running and not first_gate.exists()
+    assert spare.gate is not None and spare.gate != first_gate, "a gate of its own each start"
     _until(lambda: log.read_text().count("warm") == 3)
     assert log.read_text().count("working") == 2
     supervisor.stop_all()

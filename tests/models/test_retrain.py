@@ -426,3 +426,33 @@ def test_a_promotion_ends_the_backoff(
         None,
         0,
     )
+
+
+def test_a_candidate_an_operator_promoted_later_ends_the_backoff_and_a_failed_job_read_nothing(
+    sessions: sessionmaker[Session], site_id: int
+) -> None:
+    add_labels(sessions, site_id, 12)
+    now = utcnow()
+    with session_scope(sessions) as session:
+        active = active_version(session)
+        newest = session.scalar(select(func.max(Label.updated_at)))
+        # Waiting for an operator when it ended, then promoted by one: the site's labels took.
+        session.add(
+            TrainingJob(
+                site_id=site_id, status="succeeded", active_slot=None, promoted=False,
+                candidate_version=active, labels_until=newest, finished_at=now,
+            )
+        )  # fmt: skip
+    with session_scope(sessions) as session:
+        schedule = site_schedule(session, site_id, backoff=timedelta(hours=1))
+    assert (schedule.unpromoted_in_a_row, schedule.not_before, schedule.unread_labels) == (
+        0,
+        None,
+        0,
+    )
+    with session_scope(sessions) as session:
+        # A later job killed before it made a candidate: its labels are still unread.
+        session.execute(update(TrainingJob).values(status="failed", candidate_version=None))
+    with session_scope(sessions) as session:
+        schedule = site_schedule(session, site_id, backoff=timedelta(hours=1))
+    assert schedule.unread_labels == 12 and schedule.unpromoted_in_a_row == 1

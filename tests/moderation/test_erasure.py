@@ -84,8 +84,7 @@ def test_erasing_an_author_leaves_no_text_of_theirs_anywhere(
         assert any(w in _everything_about(session, troll) for w in SECRET_WORDS)
         reader_before = _everything_about(session, reader)
 
-    with session_scope(sessions) as session:
-        done = erase_author(session, site_id, "troll-42", actor="admin")
+    done = erase_author(sessions, site_id, "troll-42", actor="admin")
     assert done["erased"]["comments"] == 4 and done["erased"]["labels"] == labels_before
 
     with session_scope(sessions) as session:
@@ -115,8 +114,8 @@ def test_erasing_an_author_the_site_never_sent_is_a_404_naming_the_field(
     sessions: sessionmaker[Session],
 ) -> None:
     site_id, _ = decide_texts(sessions, CIVIL[:1])
-    with session_scope(sessions) as session, pytest.raises(NotFound) as missing:
-        erase_author(session, site_id, "nobody", actor="admin")
+    with pytest.raises(NotFound) as missing:
+        erase_author(sessions, site_id, "nobody", actor="admin")
     assert missing.value.field == "author_id"
 
 
@@ -134,8 +133,7 @@ def test_a_pending_comment_erased_is_never_decided_afterwards(
             CommentIn(external_id="p1", article_id="a1", author_id="leaver", text=TOXIC[0]),
             max_text_chars=10_000,
         ).comment.id  # fmt: skip
-    with session_scope(sessions) as session:
-        erase_author(session, site_id, "leaver", actor="admin")
+    erase_author(sessions, site_id, "leaver", actor="admin")
     with session_scope(sessions) as session:
         decided = decide_comments(
             session, [pending], default_scorer(), default_thresholds=DEFAULT_THRESHOLDS
@@ -192,3 +190,40 @@ def test_a_retention_out_of_range_is_refused_naming_the_field(
 def test_shadow_scores_keep_no_text_and_stay(sessions: sessionmaker[Session]) -> None:
     # What a shadow model stored has no text: the erasure leaves it, and the table has none.
     assert "text" not in {c.key for c in ShadowScore.__table__.columns}
+
+
+def test_a_long_history_is_erased_a_chunk_a_transaction_and_never_reviewed_again(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.core.errors import NotReviewable
+    from service.moderation import erasure
+
+    monkeypatch.setattr(erasure, "CHUNK", 2)  # five comments: three transactions of comments
+    site_id, ids = decide_texts(sessions, TOXIC[:3] + CIVIL[:2], author="veteran", prefix="v")
+    done = erase_author(sessions, site_id, "veteran", actor="admin")
+    assert done["erased"]["comments"] == 5
+    with session_scope(sessions) as session:
+        assert all(c.erased_at for c in session.scalars(select(Comment).where(Comment.id.in_(ids))))
+        replaced = session.scalar(select(Author.external_id).where(Author.site_id == site_id))
+        assert replaced is not None and replaced.startswith("erased-") and len(replaced) > 30
+        with pytest.raises(NotReviewable, match="erased"):
+            review_comment(session, site_id, ids[0], key_id=1, actor="mod", action="approve")
+
+
+def test_retention_also_ages_out_labels_that_belong_to_no_comment(
+    sessions: sessionmaker[Session],
+) -> None:
+    site_id, _ = decide_texts(sessions, CIVIL[:1])
+    now = utcnow()
+    with session_scope(sessions) as session:
+        for age in (40, 5):
+            at = now - timedelta(days=age)
+            session.add(
+                Label(site_id=site_id, source="perspective", text=f"suggested {age}",
+                      labels={"toxic": 1}, created_at=at, updated_at=at)
+            )  # fmt: skip
+        set_retention(session, "news", 30, actor="admin")
+    with session_scope(sessions) as session:
+        purge_expired(session, now=now)
+    with session_scope(sessions) as session:
+        assert list(session.scalars(select(Label.text))) == ["suggested 5"]

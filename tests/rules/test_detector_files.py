@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-from service.rules import language
+from service.rules import detector_files, language
 from service.rules.detector_files import mapped_detector
 from tests.factories import CIVIL, TOXIC
 
@@ -49,12 +49,17 @@ def test_the_files_are_unpacked_once_and_opened_again_after(tmp_path: Path) -> N
     assert list(tmp_path.iterdir()) == [home], "no scratch folder left behind"
 
 
-def test_files_that_do_not_fit_together_are_refused(tmp_path: Path) -> None:
+def test_files_that_do_not_fit_together_are_refused_and_unpacked_again(
+    tmp_path: Path, packaged: LanguageIdentifier
+) -> None:
     mapped_detector(tmp_path)
     (home,) = tmp_path.iterdir()
     np.save(home / "output.npy", np.zeros(3, dtype=np.int32))  # fewer states than the rows
     with pytest.raises(ValueError, match="do not fit together"):
-        mapped_detector(tmp_path)
+        detector_files._open(home)
+    text = "Die Verhandlungen in Genf sind gescheitert, sagte der Minister."
+    assert mapped_detector(tmp_path).rank(text) == packaged.rank(text)
+    assert len(np.load(home / "output.npy")) == len(packaged.tk_output)
 
 
 def test_a_process_falls_back_to_the_inflated_model_when_its_files_are_unusable(
@@ -80,3 +85,11 @@ def test_a_process_using_files_detects_from_them(tmp_path: Path) -> None:
         assert isinstance(language.load_detector().tk_nextmove, memoryview)
     finally:
         language.use_detector_files(None)
+
+
+def test_a_broken_folder_is_unpacked_again(tmp_path: Path, packaged: LanguageIdentifier) -> None:
+    mapped_detector(tmp_path)
+    (home,) = tmp_path.iterdir()
+    (home / "ptc.npy").write_bytes(b"not an array")
+    text = "Les négociations de paix reprendront la semaine prochaine à Doha."
+    assert mapped_detector(tmp_path).rank(text) == packaged.rank(text)
