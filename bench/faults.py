@@ -205,10 +205,12 @@ def run(
     rounds: int,
     pause: float = 2.0,
     env: dict[str, str] | None = None,
+    texts: list[str] | None = None,
 ) -> Outcome:
-    """The stream and the faults; what became of every accepted comment."""
+    """The stream and the faults; what became of every accepted comment. `texts`: the
+    comments to send (default: the Civil Comments sample in ../shared/data)."""
     outcome = Outcome()
-    texts = load_texts(DATA)
+    texts = texts or load_texts(DATA)
     # A quick sweep: comments whose message was lost with Redis are queued again in seconds.
     settings = {
         "MODERATION_STALE_PENDING_SECONDS": "3",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.faults import PG_BIN, run
+from tests.factories import CIVIL, TOXIC
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.integration
 def test_no_accepted_comment_is_lost_or_decided_twice_through_every_fault(
     tmp_path: Path,
 ) -> None:
-    outcome = run(tmp_path, comments=240, rate=30, rounds=1, pause=1.0)
+    texts = CIVIL + TOXIC  # the suite needs no data set
+    outcome = run(tmp_path, comments=240, rate=30, rounds=1, pause=1.0, texts=texts)
     assert outcome.faults == ["worker", "redis", "postgresql", "api"]
     assert len(outcome.accepted) == outcome.submitted == 240, "every comment got a 2xx"
     assert (outcome.lost, outcome.pending, outcome.decided_twice) == (0, 0, 0)
