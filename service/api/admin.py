@@ -10,12 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from service.api.schemas import KeyIn, PolicyIn, QuotaIn, RetentionIn, SiteIn
+from service.api.schemas import KeyIn, PolicyIn, QuotaIn, RetentionIn, SiteIn, WordListIn
 from service.core.tables import Role
 from service.http.deps import AdminKey, OperatorKey, State, require_site
 from service.http.followups import announce_keys_changed
 from service.http.units import in_session
 from service.moderation.erasure import set_retention
+from service.rules.word_lists import get_list, set_list
 from service.sites.keys import (
     check_grant,
     create_key,
@@ -70,6 +71,32 @@ async def put_policy(
     policy = payload.model_dump()
     return await in_session(
         state, lambda session: set_policy(session, site, policy, actor=caller.actor)
+    )
+
+
+@router.get("/sites/{site}/lists/{kind}", summary="A site's banned or suspect word list")
+async def get_word_list(site: str, kind: str, caller: AdminKey, state: State) -> dict[str, Any]:
+    require_site(caller, site)
+    return await in_session(state, lambda session: get_list(session, site, kind))
+
+
+@router.put(
+    "/sites/{site}/lists/{kind}",
+    summary="Replace a site's banned (rejected unscored) or suspect (held) word list",
+    description=(
+        "Entries are words or phrases matched on whole words after normalisation (case, "
+        "accents, look-alike letters, leetspeak, zero-width characters); `idiot*` matches any "
+        "word beginning so. At most 10,000 entries of 100 characters. Workers follow on their "
+        "next batch."
+    ),
+)
+async def put_word_list(
+    site: str, kind: str, payload: WordListIn, caller: AdminKey, state: State
+) -> dict[str, Any]:
+    require_site(caller, site)
+    return await in_session(
+        state,
+        lambda session: set_list(session, site, kind, payload.entries, actor=caller.actor),
     )
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "SubmitOut",
     "WebhookIn",
     "WebhookOut",
+    "WordListIn",
 ]
 
 
@@ -184,6 +185,14 @@ class KeyIn(BaseModel):
         if value == OLD_ADMIN_ROLE:
             raise ValueError(ADMIN_WAS_SPLIT)
         return value
+
+
+class WordListIn(BaseModel):
+    """A site's banned or suspect list: words or phrases, `*` at the end for any ending."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entries: list[str] = Field(max_length=10_000)
 
 
 class RetentionIn(BaseModel):

@@ -43,6 +43,7 @@ from service.rules.policy import (
     policy_for_site,
 )
 from service.rules.reasons import Reason, reason_tags
+from service.rules.word_lists import SiteLists, list_reason, site_lists
 from service.webhooks.config import COMMENT_DECIDED, record_event
 
 __all__ = [
@@ -110,6 +111,7 @@ class Pending:
     site_policy: dict[str, Any] | None
     webhook_url: str | None
     site_name: str
+    lists_version: int = 0
 
 
 def _pending() -> Select[Any]:
@@ -125,6 +127,7 @@ def _pending() -> Select[Any]:
             Site.policy,
             Site.webhook_url,
             Site.name,
+            Site.lists_version,
         )
         .join(Author, Author.id == Comment.author_id)
         .join(Site, Site.id == Comment.site_id)
@@ -245,17 +248,52 @@ def _shadow_batch(
     return score_shadow(shadow, items)  # never raises: a broken shadow is logged
 
 
+# Each site's word lists, compiled, as of the version its row says (a change moves it).
+_LISTS: dict[int, SiteLists] = {}
+
+
+def _site_lists(session: Session, comment: Pending) -> SiteLists:
+    known = _LISTS.get(comment.site_id)
+    if known is None or known.version != comment.lists_version:
+        known = _LISTS[comment.site_id] = site_lists(
+            session, comment.site_id, comment.lists_version
+        )
+    return known
+
+
+def _banned(lists: SiteLists, text: str) -> Verdict | None:
+    """A comment holding an entry of the site's banned list is rejected unscored."""
+    found = lists.banned.find(text)
+    return Verdict("reject", [list_reason("banned", found)]) if found else None
+
+
+def _suspect(lists: SiteLists, text: str, verdict: Verdict) -> Verdict:
+    """A comment holding an entry of the suspect list is held, whatever its scores said."""
+    found = lists.suspect.find(text)
+    if not found or verdict.action == "reject":
+        return verdict
+    reasons = [list_reason("suspect", found), *verdict.reasons]
+    return Verdict("hold", [r for r in reasons if r["code"] != Reason.ALL_BELOW_THRESHOLD])
+
+
 def _judge(
     scorer: Scorer,
     comments: Sequence[Pending],
     policies: Sequence[Policy],
     *,
     shadow: Scorer | None,
+    lists: Sequence[SiteLists],
 ) -> tuple[list[tuple[dict[str, float], Verdict]], ShadowBatch | None]:
-    """Each comment's scores and verdict, and the shadow's: all the slow work, no write."""
+    """Each comment's scores and verdict, and the shadow's: all the slow work, no write.
+
+    Precedence: a banned author, then a banned word (both rejected unscored), then another
+    language; then the scores against the thresholds, and a suspect word holds what they
+    would approve."""
     routed = [
-        author_verdict(comment.trust) or language_verdict(policy, language_of(comment.text))
-        for comment, policy in zip(comments, policies, strict=True)
+        author_verdict(comment.trust)
+        or _banned(site, comment.text)
+        or language_verdict(policy, language_of(comment.text))
+        for comment, policy, site in zip(comments, policies, lists, strict=True)
     ]
     scored = [i for i, verdict in enumerate(routed) if verdict is None]
     rows_scored = probabilities(scorer, [comments[i].text for i in scored]) if scored else []
@@ -266,7 +304,8 @@ def _judge(
         if verdict is not None:  # banned, or another language: scores would mean nothing
             verdicts.append(({}, verdict))
         else:
-            verdicts.append(_verdict(scorer, comment.text, by_index[i], policy, comment.trust))
+            scores, judged = _verdict(scorer, comment.text, by_index[i], policy, comment.trust)
+            verdicts.append((scores, _suspect(lists[i], comment.text, judged)))
     return verdicts, shadowed
 
 
@@ -382,7 +421,8 @@ def _decide(
     policies = [site_policies[comment.site_id] for comment in comments]
     # Everything slow happens before the first write: on SQLite the first UPDATE takes the
     # database's only write lock, and intake must not wait behind the model.
-    verdicts, shadowed = _judge(scorer, comments, policies, shadow=shadow)
+    lists = [_site_lists(session, comment) for comment in comments]
+    verdicts, shadowed = _judge(scorer, comments, policies, shadow=shadow, lists=lists)
     decided = _store(session, comments, verdicts, model_version=scorer.version)
     session.flush()
     if shadowed is not None:

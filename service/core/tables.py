@@ -178,6 +178,19 @@ class Base(DeclarativeBase):
     }
 
 
+class WordListRow(Base):
+    """A site's `banned` or `suspect` list (service/rules/word_lists.py)."""
+
+    __tablename__ = "word_lists"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    entries: Mapped[list[str]] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Site(Base):
     __tablename__ = "sites"
 
@@ -201,6 +214,8 @@ class Site(Base):
     key_burst: Mapped[int | None] = mapped_column(default=None)
     # Comment text older than this many days is erased by beat (None: kept).
     retention_days: Mapped[int | None] = mapped_column(default=None)
+    # Moved on every change of the site's word lists: a worker reloads them when it differs.
+    lists_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKey(Base):

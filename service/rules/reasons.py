@@ -19,6 +19,8 @@ class Reason:
     AUTHOR_PREMODERATED = "author_premoderated"
     AUTHOR_TRUSTED = "author_trusted"
     AUTHOR_BANNED = "author_banned"
+    BANNED_WORD = "banned_word"  # an entry of the site's banned list: rejected unscored
+    SUSPECT_WORD = "suspect_word"  # an entry of its suspect list: held for a person
     SCORING_ERROR = "scoring_error"
     # The codes a moderator filters the queue by: every one but the approval's explanation.
     FILTERABLE: tuple[str, ...] = (
@@ -27,6 +29,8 @@ class Reason:
         AUTHOR_PREMODERATED,
         AUTHOR_TRUSTED,
         AUTHOR_BANNED,
+        BANNED_WORD,
+        SUSPECT_WORD,
         SCORING_ERROR,
     )
 

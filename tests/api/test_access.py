@@ -160,6 +160,9 @@ ENDPOINTS = [
              lambda w, s: {"thresholds": {"toxic": 0.2}}),
     Endpoint("set quota", "PUT", lambda w, s: f"/v1/sites/{s}/quota", OPERATOR, "named",
              lambda w, s: {}),
+    Endpoint("read word list", "GET", lambda w, s: f"/v1/sites/{s}/lists/banned", ADMINS, "named"),
+    Endpoint("set word list", "PUT", lambda w, s: f"/v1/sites/{s}/lists/suspect", ADMINS,
+             "named", lambda w, s: {"entries": []}),
     Endpoint("set retention", "PUT", lambda w, s: f"/v1/sites/{s}/retention", ADMINS, "named",
              lambda w, s: {"days": None}),
     Endpoint("read webhook", "GET", lambda w, s: f"/v1/sites/{s}/webhook", ADMINS, "named"),
@@ -429,3 +432,20 @@ def test_erasure_and_retention_refuse_bad_input_naming_the_field(world: World) -
             admin.put("/v1/sites/news/retention", json={"days": 30}).json()["retention_days"] == 30
         )
         assert admin.put("/v1/sites/news/retention", json={"days": None}).status_code == 200
+
+
+def test_word_lists_refuse_bad_input_naming_the_field(world: World) -> None:
+    with world.stack.client("news-site_admin") as admin:
+        for body, field in (
+            ({"entries": ["ok", ""]}, "entries[1]"),
+            ({"entries": ["*"]}, "entries[0]"),
+            ({"entries": ["a*"]}, "entries[0]"),
+            ({"entries": "idiot"}, "entries"),
+            ({"words": []}, "entries"),  # the field it lacks
+        ):
+            refused = admin.put("/v1/sites/news/lists/banned", json=body)
+            assert refused.status_code == 422, refused.text
+            assert field in (refused.json()["field"] or ""), refused.text
+        unknown = admin.put("/v1/sites/news/lists/forbidden", json={"entries": []})
+        assert unknown.status_code == 422 and unknown.json()["field"] == "kind"
+        assert admin.get("/v1/sites/news/lists/banned").json()["entries"] == []
