@@ -29,6 +29,8 @@ authors_app = typer.Typer(help="Readers: erase one's comments on request.", no_a
 app.add_typer(authors_app, name="authors")
 sites_app = typer.Typer(help="Site settings kept on this machine's database.", no_args_is_help=True)
 app.add_typer(sites_app, name="sites")
+lists_app = typer.Typer(help="A site's banned and suspect word lists.", no_args_is_help=True)
+app.add_typer(lists_app, name="lists")
 register_model_commands(app)
 register_registry_commands(app)
 err = Console(stderr=True)
@@ -156,6 +158,44 @@ def sites_retention(
     except ModerationError as exc:
         raise _fail(exc.detail) from None
     typer.echo(f"site {site!r} keeps comment text " + (f"{days} days" if days else "always"))
+
+
+@lists_app.command("export")
+def lists_export(
+    site: Annotated[str, typer.Argument(help="Site name")],
+    kind: Annotated[str, typer.Argument(help="banned | suspect")],
+) -> None:
+    """Print the list, one entry a line (what `lists import` reads)."""
+    from service.rules.word_lists import get_list
+
+    sessions = make_session_factory(make_engine(get_settings().resolved_database_url))
+    try:
+        with session_scope(sessions) as session:
+            entries = get_list(session, site, kind)["entries"]
+    except ModerationError as exc:
+        raise _fail(exc.detail) from None
+    for entry in entries:  # type: ignore[attr-defined]
+        typer.echo(entry)
+
+
+@lists_app.command("import")
+def lists_import(
+    site: Annotated[str, typer.Argument(help="Site name")],
+    kind: Annotated[str, typer.Argument(help="banned | suspect")],
+    path: Annotated[typer.FileText, typer.Argument(help="One entry a line; # starts a comment")],
+) -> None:
+    """Replace the list with a text file's entries (blank lines and # comments skipped)."""
+    from service.rules.word_lists import set_list
+
+    lines = [line.split("#", 1)[0].strip() for line in path]
+    entries = [line for line in lines if line]
+    sessions = make_session_factory(make_engine(get_settings().resolved_database_url))
+    try:
+        with session_scope(sessions) as session:
+            kept = set_list(session, site, kind, entries, actor=cli_actor())["entries"]
+    except ModerationError as exc:
+        raise _fail(f"{exc.field}: {exc.detail}" if exc.field else exc.detail) from None
+    typer.echo(f"site {site!r}: {len(kept)} {kind} entries")  # type: ignore[arg-type]
 
 
 def _announce_keys_changed(settings: Settings) -> None:

@@ -50,3 +50,28 @@ def test_the_cli_erases_an_author_and_sets_a_retention(tmp_path: Path) -> None:
     with sessions() as session:
         assert session.scalar(select(Site.retention_days)) == 90
     engine.dispose()
+
+
+def test_word_lists_go_in_and_out_as_text_files(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lists.db'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    with session_scope(make_session_factory(engine)) as session:
+        get_or_create_site(session, "news")
+    engine.dispose()
+    env = {**os.environ, "MODERATION_DATABASE_URL": url, "MODERATION_VAR_DIR": str(tmp_path)}
+    source = tmp_path / "banned.txt"
+    source.write_text("# slurs we reject\nscumbag*\n\nshut   up  # a phrase\nSCUMBAG*\n")
+    imported = _run(env, "lists", "import", "news", "banned", str(source))
+    assert imported.returncode == 0, imported.stderr
+    assert "2 banned entries" in imported.stdout
+    exported = _run(env, "lists", "export", "news", "banned")
+    assert exported.returncode == 0 and exported.stdout.splitlines() == ["scumbag*", "shut up"]
+
+    (tmp_path / "bad.txt").write_text("fine\na*\n")
+    refused = _run(env, "lists", "import", "news", "banned", str(tmp_path / "bad.txt"))
+    assert refused.returncode == 2 and "entries[1]" in refused.stderr
+    assert _run(env, "lists", "export", "news", "banned").stdout.splitlines() == [
+        "scumbag*",
+        "shut up",
+    ], "a refused file changes nothing"
