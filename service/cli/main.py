@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import redis
 import typer
 from rich.console import Console
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.cli.model import register as register_model_commands
 from service.cli.models import cli_actor
@@ -123,6 +126,19 @@ def keys_revoke(
     _announce_keys_changed(settings)
 
 
+@contextmanager
+def _database() -> Iterator[sessionmaker[Session]]:
+    """The configured database's sessions; a domain error is the command's message (naming
+    the field where there is one) and exit 2."""
+    engine = make_engine(get_settings().resolved_database_url)
+    try:
+        yield make_session_factory(engine)
+    except ModerationError as exc:
+        raise _fail(f"{exc.field}: {exc.detail}" if exc.field else exc.detail) from None
+    finally:
+        engine.dispose()
+
+
 @authors_app.command("erase")
 def authors_erase(
     author_id: Annotated[str, typer.Argument(help="The author's id, as the site sends it")],
@@ -132,13 +148,10 @@ def authors_erase(
     from service.moderation.erasure import erase_author
     from service.sites.sites import get_site
 
-    sessions = make_session_factory(make_engine(get_settings().resolved_database_url))
-    try:
+    with _database() as sessions:
         with session_scope(sessions) as session:
             site_id = get_site(session, site).id
         done = erase_author(sessions, site_id, author_id, actor=cli_actor())
-    except ModerationError as exc:
-        raise _fail(exc.detail) from None
     counts = ", ".join(f"{n} {what}" for what, n in done["erased"].items())
     typer.echo(f"erased author {author_id!r} of site {site!r}: {counts}")
 
@@ -151,12 +164,8 @@ def sites_retention(
     """Erase the site's comment text once it is older than DAYS (beat does it hourly)."""
     from service.moderation.erasure import set_retention
 
-    sessions = make_session_factory(make_engine(get_settings().resolved_database_url))
-    try:
-        with session_scope(sessions) as session:
-            set_retention(session, site, days or None, actor=cli_actor())
-    except ModerationError as exc:
-        raise _fail(exc.detail) from None
+    with _database() as sessions, session_scope(sessions) as session:
+        set_retention(session, site, days or None, actor=cli_actor())
     typer.echo(f"site {site!r} keeps comment text " + (f"{days} days" if days else "always"))
 
 
@@ -168,12 +177,8 @@ def lists_export(
     """Print the list, one entry a line (what `lists import` reads)."""
     from service.rules.word_lists import get_list
 
-    sessions = make_session_factory(make_engine(get_settings().resolved_database_url))
-    try:
-        with session_scope(sessions) as session:
-            entries = get_list(session, site, kind)["entries"]
-    except ModerationError as exc:
-        raise _fail(exc.detail) from None
+    with _database() as sessions, session_scope(sessions) as session:
+        entries = get_list(session, site, kind)["entries"]
     for entry in entries:  # type: ignore[attr-defined]
         typer.echo(entry)
 
@@ -189,12 +194,8 @@ def lists_import(
 
     lines = [line.split("#", 1)[0].strip() for line in path]
     entries = [line for line in lines if line]
-    sessions = make_session_factory(make_engine(get_settings().resolved_database_url))
-    try:
-        with session_scope(sessions) as session:
-            kept = set_list(session, site, kind, entries, actor=cli_actor())["entries"]
-    except ModerationError as exc:
-        raise _fail(f"{exc.field}: {exc.detail}" if exc.field else exc.detail) from None
+    with _database() as sessions, session_scope(sessions) as session:
+        kept = set_list(session, site, kind, entries, actor=cli_actor())["entries"]
     typer.echo(f"site {site!r}: {len(kept)} {kind} entries")  # type: ignore[arg-type]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.core.audit import audit_site
 from service.core.db import session_scope
 from service.core.errors import InvalidInput, NotFound
 from service.core.tables import (
@@ -156,15 +157,13 @@ def erase_author(
     with session_scope(sessions) as session:
         erased.add(erase_comments(session, _unerased(session, author_id, None), now=now))
         _forget_author(session, session.get_one(Author, author_id), external_id)
-        session.add(
-            AuditEntry(
-                site_id=site_id,
-                comment_id=None,
-                actor=actor,
-                event="author.erased",
-                data={"author": author_id, **asdict(erased)},
-                created_at=now,
-            )
+        audit_site(
+            session,
+            site_id,
+            actor,
+            "author.erased",
+            {"author": author_id, **asdict(erased)},
+            at=now,
         )
     return {"author_id": external_id, "erased": asdict(erased), "erased_at": now}
 
@@ -192,16 +191,7 @@ def set_retention(
         raise InvalidInput(f"days must be 1 to {MAX_RETENTION_DAYS}, or null", field="days")
     site = get_site(session, site_name)
     previous, site.retention_days = site.retention_days, days
-    session.add(
-        AuditEntry(
-            site_id=site.id,
-            comment_id=None,
-            actor=actor,
-            event="site.retention_changed",
-            data={"from": previous, "to": days},
-            created_at=utcnow(),
-        )
-    )
+    audit_site(session, site.id, actor, "site.retention_changed", {"from": previous, "to": days})
     session.flush()
     return site_view(site)
 
@@ -220,16 +210,8 @@ def purge_expired(session: Session, *, now: datetime | None = None, limit: int =
         if days is not None:
             erased = _purge_site(session, site_id, now - timedelta(days=days), limit - done, now)
             if erased.comments or erased.labels:
-                session.add(
-                    AuditEntry(
-                        site_id=site_id,
-                        comment_id=None,
-                        actor="retention",
-                        event="retention.purged",
-                        data={"older_than_days": days, **asdict(erased)},
-                        created_at=now,
-                    )
-                )
+                data = {"older_than_days": days, **asdict(erased)}
+                audit_site(session, site_id, "retention", "retention.purged", data, at=now)
             done += erased.comments
     session.flush()
     return done

@@ -24,8 +24,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from classifier.normalize import normalize, normalize_text
+from service.core.audit import audit_site
 from service.core.errors import InvalidInput, SiteNotFound
-from service.core.tables import AuditEntry, Site, WordListRow, utcnow
+from service.core.tables import Site, WordListRow, utcnow
 from service.rules.reasons import Reason
 
 __all__ = [
@@ -227,15 +228,7 @@ def set_list(
         .values(lists_version=Site.lists_version + 1)
         .execution_options(synchronize_session=False)
     )
-    session.add(
-        AuditEntry(
-            site_id=site.id,
-            comment_id=None,
-            actor=actor,
-            event="site.word_list_changed",
-            data={"kind": kind, "entries_before": before, "entries_after": len(cleaned)},
-            created_at=utcnow(),
-        )
-    )
+    counts = {"kind": kind, "entries_before": before, "entries_after": len(cleaned)}
+    audit_site(session, site.id, actor, "site.word_list_changed", counts)
     session.flush()
     return get_list(session, site_name, kind)

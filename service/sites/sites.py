@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.core.audit import audit_site
 from service.core.errors import Conflict, SiteNotFound
-from service.core.tables import AuditEntry, Site, utcnow
+from service.core.tables import Site
 
 __all__ = ["create_site", "get_site", "list_sites", "set_policy", "set_quota", "site_view"]
 
@@ -41,7 +42,7 @@ def create_site(session: Session, name: str, *, actor: str) -> dict[str, Any]:
     site = Site(name=name, policy={})
     session.add(site)
     session.flush()
-    _audit(session, site.id, actor, "site.created", {"name": name})
+    audit_site(session, site.id, actor, "site.created", {"name": name})
     return site_view(site)
 
 
@@ -52,7 +53,7 @@ def set_policy(
     site = get_site(session, name)
     previous = site.policy
     site.policy = {k: v for k, v in policy.items() if v not in (None, {})}
-    _audit(session, site.id, actor, "policy.updated", {"from": previous, "to": site.policy})
+    audit_site(session, site.id, actor, "policy.updated", {"from": previous, "to": site.policy})
     session.flush()
     return site_view(site)
 
@@ -65,19 +66,6 @@ def set_quota(
     previous = {"requests_per_second": site.key_requests_per_second, "burst": site.key_burst}
     site.key_requests_per_second, site.key_burst = per_second, burst
     current = {"requests_per_second": per_second, "burst": burst}
-    _audit(session, site.id, actor, "quota.updated", {"from": previous, "to": current})
+    audit_site(session, site.id, actor, "quota.updated", {"from": previous, "to": current})
     session.flush()
     return site_view(site)
-
-
-def _audit(session: Session, site_id: int, actor: str, event: str, data: dict[str, Any]) -> None:
-    session.add(
-        AuditEntry(
-            site_id=site_id,
-            comment_id=None,
-            actor=actor,
-            event=event,
-            data=data,
-            created_at=utcnow(),
-        )
-    )
