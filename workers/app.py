@@ -36,6 +36,7 @@ from service.core.metrics import TASK_DURATION, scrape_registry
 from service.core.settings import Settings, get_settings
 from service.models.holder import ModelHolder
 from service.models.scoring import ModelScorer
+from service.rules.floods import RedisActivity
 from service.rules.language import load_detector, use_detector_files
 from service.webhooks.outbound import webhook_client
 
@@ -171,6 +172,11 @@ class Resources:
                     load_detector()  # the language model too: the first comment must not wait
                     self._models = holder
         return self._models
+
+    @property
+    def activity(self) -> RedisActivity:
+        """Each author's recent postings, counted where every worker and API sees them."""
+        return RedisActivity(self.redis)
 
     @property
     def scorer(self) -> ModelScorer:

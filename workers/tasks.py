@@ -76,6 +76,7 @@ def _decide(comment_ids: list[str]) -> None:
             default_thresholds=res.settings.thresholds,
             unsupported_language=res.settings.unsupported_language,
             shadow=res.models.shadow,
+            activity=res.activity,
         )
     res.decided_here.update(d.comment_id for d in decided)
     _publish(res.redis, [decided_message(d) for d in decided])

@@ -12,10 +12,13 @@ from sqlalchemy.orm import Session
 
 from service.api.schemas import KeyIn, PolicyIn, QuotaIn, RetentionIn, SiteIn, WordListIn
 from service.core.tables import Role
+from service.http.caller import Caller
 from service.http.deps import AdminKey, OperatorKey, State, require_site
 from service.http.followups import announce_keys_changed
+from service.http.state import AppState
 from service.http.units import in_session
 from service.moderation.erasure import set_retention
+from service.rules.overrides import delete_policy, effective_view, get_policy, put_policy
 from service.rules.word_lists import get_list, set_list
 from service.sites.keys import (
     check_grant,
@@ -26,14 +29,7 @@ from service.sites.keys import (
     revoke_key,
     rotate_key,
 )
-from service.sites.sites import (
-    create_site,
-    get_site,
-    list_sites,
-    set_policy,
-    set_quota,
-    site_view,
-)
+from service.sites.sites import create_site, get_site, list_sites, set_quota, site_view
 
 __all__ = ["router"]
 
@@ -63,15 +59,133 @@ async def get_one_site(site: str, caller: AdminKey, state: State) -> dict[str, A
     return await in_session(state, lambda session: site_view(get_site(session, site)))
 
 
-@router.put("/sites/{site}/policy", summary="Replace a site's policy")
-async def put_policy(
-    site: str, payload: PolicyIn, caller: AdminKey, state: State
+_POLICY_DOC = (
+    "A body names only what it changes; the rest comes from the level above (deployment "
+    "defaults, site, section, article). See docs/rules.md for every field and the order."
+)
+
+
+async def _get_level(state: AppState, site: str, scope: str, key: str | None) -> dict[str, Any]:
+    return await in_session(state, lambda session: get_policy(session, site, scope, key))
+
+
+async def _put_level(
+    state: AppState, caller: Caller, site: str, scope: str, key: str | None, body: PolicyIn
 ) -> dict[str, Any]:
     require_site(caller, site)
-    policy = payload.model_dump()
+
+    def write(session: Session) -> dict[str, Any]:
+        return put_policy(
+            session,
+            site,
+            scope,
+            key,
+            body,
+            actor=caller.actor,
+            defaults=state.settings.thresholds,
+        )
+
+    return await in_session(state, write)
+
+
+async def _delete_level(
+    state: AppState, caller: Caller, site: str, scope: str, key: str | None
+) -> dict[str, Any]:
+    require_site(caller, site)
     return await in_session(
-        state, lambda session: set_policy(session, site, policy, actor=caller.actor)
+        state, lambda session: delete_policy(session, site, scope, key, actor=caller.actor)
     )
+
+
+@router.get("/sites/{site}/policy", summary="A site's own policy body")
+async def get_site_policy(site: str, caller: AdminKey, state: State) -> dict[str, Any]:
+    require_site(caller, site)
+    return await _get_level(state, site, "site", None)
+
+
+@router.put("/sites/{site}/policy", summary="Replace a site's policy", description=_POLICY_DOC)
+async def put_site_policy(
+    site: str, payload: PolicyIn, caller: AdminKey, state: State
+) -> dict[str, Any]:
+    return await _put_level(state, caller, site, "site", None, payload)
+
+
+@router.delete("/sites/{site}/policy", summary="Back to the deployment's defaults")
+async def delete_site_policy(site: str, caller: AdminKey, state: State) -> dict[str, Any]:
+    return await _delete_level(state, caller, site, "site", None)
+
+
+@router.get("/sites/{site}/sections/{section}/policy", summary="A section's override")
+async def get_section_policy(
+    site: str, section: str, caller: AdminKey, state: State
+) -> dict[str, Any]:
+    require_site(caller, site)
+    return await _get_level(state, site, "section", section)
+
+
+@router.put(
+    "/sites/{site}/sections/{section}/policy",
+    summary="Replace a section's override",
+    description=_POLICY_DOC,
+)
+async def put_section_policy(
+    site: str, section: str, payload: PolicyIn, caller: AdminKey, state: State
+) -> dict[str, Any]:
+    return await _put_level(state, caller, site, "section", section, payload)
+
+
+@router.delete("/sites/{site}/sections/{section}/policy", summary="Drop a section's override")
+async def delete_section_policy(
+    site: str, section: str, caller: AdminKey, state: State
+) -> dict[str, Any]:
+    return await _delete_level(state, caller, site, "section", section)
+
+
+@router.get(
+    "/sites/{site}/articles/{article_id}/policy",
+    summary="An article's override, or (effective=true) the policy its comments meet",
+)
+async def get_article_policy(
+    site: str,
+    article_id: str,
+    caller: AdminKey,
+    state: State,
+    effective: bool = False,
+    section: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> dict[str, Any]:
+    require_site(caller, site)
+    if not effective:
+        return await _get_level(state, site, "article", article_id)
+
+    def read(session: Session) -> dict[str, Any]:
+        return effective_view(
+            session,
+            site,
+            article_id,
+            section=section,
+            defaults=state.settings.thresholds,
+            unsupported_language=state.settings.unsupported_language,
+        )
+
+    return await in_session(state, read)
+
+
+@router.put(
+    "/sites/{site}/articles/{article_id}/policy",
+    summary="Replace an article's override (close it, pre-moderate it, ...)",
+    description=_POLICY_DOC,
+)
+async def put_article_policy(
+    site: str, article_id: str, payload: PolicyIn, caller: AdminKey, state: State
+) -> dict[str, Any]:
+    return await _put_level(state, caller, site, "article", article_id, payload)
+
+
+@router.delete("/sites/{site}/articles/{article_id}/policy", summary="Drop an article's override")
+async def delete_article_policy(
+    site: str, article_id: str, caller: AdminKey, state: State
+) -> dict[str, Any]:
+    return await _delete_level(state, caller, site, "article", article_id)
 
 
 @router.get("/sites/{site}/lists/{kind}", summary="A site's banned or suspect word list")

@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from classifier.attributes import Attribute
 from service.comments.schemas import no_nul
 from service.core.tables import ReasonCode, ReviewActionName
 from service.moderation.reviews import MAX_NOTE
+from service.rules.policy_body import PolicyBody
 from service.sites.keys import ADMIN_WAS_SPLIT, OLD_ADMIN_ROLE
 from service.webhooks.config import MIN_SECRET_LENGTH
 
@@ -212,22 +212,8 @@ class QuotaIn(BaseModel):
     burst: int | None = Field(default=None, ge=1, le=10_000_000)
 
 
-class PolicyIn(BaseModel):
-    """A site's policy; attributes it does not name keep the deployment's thresholds."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    thresholds: dict[Attribute, float] = Field(default_factory=dict)
-    unsupported_language: Literal["hold", "approve"] | None = None
-    trusted_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-
-    @field_validator("thresholds")
-    @classmethod
-    def _between_0_and_1(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = sorted(k for k, v in value.items() if not 0.0 <= v <= 1.0)
-        if bad:
-            raise ValueError(f"thresholds must be between 0 and 1: {', '.join(bad)}")
-        return value
+class PolicyIn(PolicyBody):
+    """A policy body at any level (site, section, article): service/rules/policy_body.py."""
 
 
 # -- the model registry and retraining (service/api/models.py) --

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -32,18 +32,14 @@ from service.comments.views import status_view
 from service.core.db import rowcount
 from service.core.tables import Author, Comment, CommentStatus, Decision, Site, utcnow
 from service.models.shadow import ShadowBatch, ShadowItem, record_shadow, score_shadow
+from service.rules.floods import Activity, ActivityCounter, Posting, text_key
+from service.rules.history import AuthorHistory, author_histories
 from service.rules.language import UNDETERMINED, LanguageGuess, detect_language
-from service.rules.policy import (
-    LanguageAction,
-    Policy,
-    Verdict,
-    apply_policy,
-    author_verdict,
-    language_verdict,
-    policy_for_site,
-)
+from service.rules.overrides import current_policies
+from service.rules.pipeline import Facts, before_scoring, final_verdict
+from service.rules.policy import LanguageAction, Policy, Verdict, language_verdict
 from service.rules.reasons import Reason, reason_tags
-from service.rules.word_lists import SiteLists, list_reason, site_lists
+from service.rules.word_lists import SiteLists, current_lists
 from service.webhooks.config import COMMENT_DECIDED, record_event
 
 __all__ = [
@@ -58,6 +54,9 @@ __all__ = [
 ]
 
 EXPLAIN_TOP_K = 3
+# The window of an author's history when only an approved count is asked for (which reads
+# all of it): any window does, the one recent_rejections defaults to is used.
+DEFAULT_HISTORY_DAYS = 7.0
 
 log = structlog.get_logger(__name__)
 
@@ -108,15 +107,19 @@ class Pending:
     text: str
     created_at: datetime
     trust: str
-    site_policy: dict[str, Any] | None
     webhook_url: str | None
     site_name: str
-    lists_version: int = 0
+    lists_version: int
+    policy_version: int
+    author_id: int
+    article_id: str
+    section: str | None
 
 
 def _pending() -> Select[Any]:
     """Pending comments as plain rows: no ORM objects to build for what is read once."""
-    return (
+    return cast(
+        "Select[Any]",
         select(
             Comment.id,
             Comment.site_id,
@@ -124,14 +127,17 @@ def _pending() -> Select[Any]:
             Comment.text,
             Comment.created_at,
             Author.trust,
-            Site.policy,
             Site.webhook_url,
             Site.name,
             Site.lists_version,
+            Site.policy_version,
+            Comment.author_id,
+            Comment.article_id,
+            Comment.section,
         )
         .join(Author, Author.id == Comment.author_id)
         .join(Site, Site.id == Comment.site_id)
-        .where(Comment.status == CommentStatus.PENDING)
+        .where(Comment.status == CommentStatus.PENDING),
     )
 
 
@@ -176,12 +182,16 @@ def pending_batch(session: Session, comment_ids: Sequence[str], *, limit: int) -
     return [*own, *more]
 
 
+_SCORED_CODES = (Reason.ATTRIBUTE_OVER_THRESHOLD, Reason.ATTRIBUTE_OVER_REJECT_THRESHOLD)
+
+
 def _add_spans(scorer: Scorer, text: str, reasons: list[dict[str, Any]]) -> None:
     """Name the words behind each attribute that crossed its threshold (one pass for all)."""
-    crossed = [r for r in reasons if r["code"] == Reason.ATTRIBUTE_OVER_THRESHOLD]
+    crossed = [r for r in reasons if r["code"] in _SCORED_CODES and "attribute" in r]
     if not crossed:
         return
-    explained = scorer.explain_many(text, [r["attribute"] for r in crossed], top_k=EXPLAIN_TOP_K)
+    attributes = list(dict.fromkeys(r["attribute"] for r in crossed))
+    explained = scorer.explain_many(text, attributes, top_k=EXPLAIN_TOP_K)
     for reason in crossed:
         reason["spans"] = [
             {"text": s.text, "start": s.start, "end": s.end, "weight": round(float(s.weight), 4)}
@@ -214,8 +224,8 @@ def language_of(text: str) -> LanguageGuess:
         return UNDETERMINED
 
 
-def _verdict(
-    scorer: Scorer, text: str, row: np.ndarray | None, policy: Policy, trust: str
+def _scored(
+    scorer: Scorer, comment: Pending, row: np.ndarray | None, rules: _Rules
 ) -> tuple[dict[str, float], Verdict]:
     """Scores and verdict; a comment that cannot be scored is held for a person, never published."""
     try:
@@ -224,88 +234,159 @@ def _verdict(
         raw = {a: float(p) for a, p in zip(scorer.attributes, row, strict=True)}
         # Compare the exact probabilities: 0.19996 is below a 0.2 threshold even though it is
         # stored (and shown) rounded as 0.2.
-        verdict = apply_policy(policy, raw, trust=trust)
-        _add_spans(scorer, text, verdict.reasons)
+        verdict = final_verdict(rules.policy, rules.lists, comment.text, rules.facts, scores=raw)
+        _add_spans(scorer, comment.text, verdict.reasons)
         return {a: round(p, 4) for a, p in raw.items()}, verdict
     except Exception as exc:
         log.exception("decision_failed")
-        return {}, Verdict("hold", [{"code": Reason.SCORING_ERROR, "detail": str(exc)[:200]}])
+        failed = final_verdict(
+            rules.policy, rules.lists, comment.text, rules.facts, scores=None, failed=str(exc)
+        )
+        return {}, failed
 
 
 def _shadow_batch(
     shadow: Scorer | None,
     scorer: Scorer,
     comments: Sequence[Pending],
-    policies: Sequence[Policy],
+    rules: Sequence[_Rules],
     scored: Sequence[int],
 ) -> ShadowBatch | None:
     """The shadow's verdicts on the comments the model scores, unless it is the model itself."""
     if shadow is None or not scored or shadow.version == scorer.version:
         return None
     items = [
-        ShadowItem(comments[i].id, comments[i].text, policies[i], comments[i].trust) for i in scored
+        ShadowItem(comments[i].id, comments[i].text, rules[i].policy, comments[i].trust)
+        for i in scored
     ]
     return score_shadow(shadow, items)  # never raises: a broken shadow is logged
 
 
-# Each site's word lists, compiled, as of the version its row says (a change moves it).
-_LISTS: dict[int, SiteLists] = {}
+@dataclass(frozen=True)
+class _Rules:
+    """What judges one comment besides the model: its policy, its site's lists, the facts."""
+
+    policy: Policy
+    lists: SiteLists
+    facts: Facts
 
 
 def _site_lists(session: Session, comment: Pending) -> SiteLists:
-    known = _LISTS.get(comment.site_id)
-    if known is None or known.version != comment.lists_version:
-        known = _LISTS[comment.site_id] = site_lists(
-            session, comment.site_id, comment.lists_version
+    return current_lists(session, comment.site_id, comment.lists_version)
+
+
+def _policy(session: Session, comment: Pending, settings: _Settings) -> Policy:
+    return current_policies(session, comment.site_id, comment.policy_version).resolve(
+        settings.thresholds,
+        comment.section,
+        comment.article_id,
+        unsupported_language=settings.unsupported_language,
+    )
+
+
+def _histories(
+    session: Session, comments: Sequence[Pending], policies: Sequence[Policy]
+) -> dict[int, AuthorHistory | None]:
+    """The history of each author whose policy reads it: one query per distinct window."""
+    by_window: dict[float, set[int]] = {}
+    for comment, policy in zip(comments, policies, strict=True):
+        if policy.needs_history:
+            rule = policy.recent_rejections
+            window = rule.window_days if rule else DEFAULT_HISTORY_DAYS
+            by_window.setdefault(window, set()).add(comment.author_id)
+    found: dict[tuple[float, int], AuthorHistory] = {}
+    for window, authors in by_window.items():
+        since = utcnow() - timedelta(days=window)
+        for author, history in author_histories(session, authors, since=since).items():
+            found[(window, author)] = history
+    histories: dict[int, AuthorHistory | None] = {}
+    for comment, policy in zip(comments, policies, strict=True):
+        rule = policy.recent_rejections
+        window = rule.window_days if rule else DEFAULT_HISTORY_DAYS
+        histories[comment.author_id] = found.get((window, comment.author_id))
+    return histories
+
+
+def _activities(
+    comments: Sequence[Pending], policies: Sequence[Policy], counter: ActivityCounter | None
+) -> list[Activity | None]:
+    """How often each author posted lately, for the comments whose policy floods are on."""
+    wanted = [i for i, policy in enumerate(policies) if policy.flood is not None]
+    if counter is None or not wanted:
+        return [None] * len(comments)
+    postings = []
+    for i in wanted:
+        rule, comment = policies[i].flood, comments[i]
+        assert rule is not None
+        postings.append(
+            Posting(
+                site_id=comment.site_id,
+                author_id=comment.author_id,
+                comment_id=comment.id,
+                at=comment.created_at.timestamp(),
+                text_key=text_key(comment.text) if rule.max_repeats is not None else None,
+                repeat_window=rule.repeat_window_minutes * 60,
+                per_minute=rule.max_per_minute is not None,
+            )
         )
-    return known
+    counted = dict(zip(wanted, counter.count(postings), strict=True))
+    return [counted.get(i) for i in range(len(comments))]
 
 
-def _banned(lists: SiteLists, text: str) -> Verdict | None:
-    """A comment holding an entry of the site's banned list is rejected unscored."""
-    found = lists.banned.find(text)
-    return Verdict("reject", [list_reason("banned", found)]) if found else None
-
-
-def _suspect(lists: SiteLists, text: str, verdict: Verdict) -> Verdict:
-    """A comment holding an entry of the suspect list is held, whatever its scores said."""
-    found = lists.suspect.find(text)
-    if not found or verdict.action == "reject":
-        return verdict
-    reasons = [list_reason("suspect", found), *verdict.reasons]
-    return Verdict("hold", [r for r in reasons if r["code"] != Reason.ALL_BELOW_THRESHOLD])
+def _rules(
+    session: Session,
+    comments: Sequence[Pending],
+    settings: _Settings,
+    counter: ActivityCounter | None,
+) -> list[_Rules]:
+    policies = [_policy(session, comment, settings) for comment in comments]
+    histories = _histories(session, comments, policies)
+    activities = _activities(comments, policies, counter)
+    return [
+        _Rules(
+            policy,
+            _site_lists(session, comment),
+            Facts(comment.trust, histories.get(comment.author_id), activity),
+        )
+        for comment, policy, activity in zip(comments, policies, activities, strict=True)
+    ]
 
 
 def _judge(
     scorer: Scorer,
     comments: Sequence[Pending],
-    policies: Sequence[Policy],
+    rules: Sequence[_Rules],
     *,
     shadow: Scorer | None,
-    lists: Sequence[SiteLists],
 ) -> tuple[list[tuple[dict[str, float], Verdict]], ShadowBatch | None]:
     """Each comment's scores and verdict, and the shadow's: all the slow work, no write.
 
-    Precedence: a banned author, then a banned word (both rejected unscored), then another
-    language; then the scores against the thresholds, and a suspect word holds what they
-    would approve."""
-    routed = [
-        author_verdict(comment.trust)
-        or _banned(site, comment.text)
-        or language_verdict(policy, language_of(comment.text))
-        for comment, policy, site in zip(comments, policies, lists, strict=True)
-    ]
-    scored = [i for i, verdict in enumerate(routed) if verdict is None]
+    The order of the rules is service/rules/pipeline.py's: what needs no score first (and is
+    not scored), then another language (not scored either), then everything else on the scores.
+    """
+    routed: list[Verdict | None] = []
+    languages: list[LanguageGuess | None] = []
+    for comment, rule in zip(comments, rules, strict=True):
+        early = before_scoring(rule.policy, rule.lists, comment.text, comment.trust)
+        guess = language_of(comment.text) if early is None else None
+        routed.append(early)
+        languages.append(guess if guess and language_verdict(rule.policy, guess) else None)
+    scored = [i for i, v in enumerate(routed) if v is None and languages[i] is None]
     rows_scored = probabilities(scorer, [comments[i].text for i in scored]) if scored else []
     by_index = dict(zip(scored, rows_scored, strict=True))
-    shadowed = _shadow_batch(shadow, scorer, comments, policies, scored)
+    shadowed = _shadow_batch(shadow, scorer, comments, rules, scored)
     verdicts: list[tuple[dict[str, float], Verdict]] = []
-    for i, (comment, policy, verdict) in enumerate(zip(comments, policies, routed, strict=True)):
-        if verdict is not None:  # banned, or another language: scores would mean nothing
-            verdicts.append(({}, verdict))
+    for i, (comment, rule) in enumerate(zip(comments, rules, strict=True)):
+        early, language = routed[i], languages[i]
+        if early is not None:  # banned, or closed: scores would mean nothing
+            verdicts.append(({}, early))
+        elif language is not None:  # another language: the model would judge garbled English
+            judged = final_verdict(
+                rule.policy, rule.lists, comment.text, rule.facts, scores=None, language=language
+            )
+            verdicts.append(({}, judged))
         else:
-            scores, judged = _verdict(scorer, comment.text, by_index[i], policy, comment.trust)
-            verdicts.append((scores, _suspect(lists[i], comment.text, judged)))
+            verdicts.append(_scored(scorer, comment, by_index[i], rule))
     return verdicts, shadowed
 
 
@@ -400,29 +481,29 @@ def _store(
     return decided
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """The deployment's side of every policy."""
+
+    thresholds: Mapping[str, float]
+    unsupported_language: LanguageAction
+
+
 def _decide(
     session: Session,
     comments: Sequence[Pending],
     scorer: Scorer,
     *,
-    default_thresholds: Mapping[str, float],
-    unsupported_language: LanguageAction,
+    settings: _Settings,
     shadow: Scorer | None,
+    activity: ActivityCounter | None,
 ) -> list[Decided]:
     if not comments:
         return []
-    # A site's policy is read once a batch.
-    site_policies = {
-        site_id: policy_for_site(
-            default_thresholds, policy or {}, unsupported_language=unsupported_language
-        )
-        for site_id, policy in {c.site_id: c.site_policy for c in comments}.items()
-    }
-    policies = [site_policies[comment.site_id] for comment in comments]
     # Everything slow happens before the first write: on SQLite the first UPDATE takes the
     # database's only write lock, and intake must not wait behind the model.
-    lists = [_site_lists(session, comment) for comment in comments]
-    verdicts, shadowed = _judge(scorer, comments, policies, shadow=shadow, lists=lists)
+    rules = _rules(session, comments, settings, activity)
+    verdicts, shadowed = _judge(scorer, comments, rules, shadow=shadow)
     decided = _store(session, comments, verdicts, model_version=scorer.version)
     session.flush()
     if shadowed is not None:
@@ -438,6 +519,7 @@ def decide_comments(
     default_thresholds: Mapping[str, float],
     unsupported_language: LanguageAction = "hold",
     shadow: Scorer | None = None,
+    activity: ActivityCounter | None = None,
 ) -> list[Decided]:
     """Decide those of `comment_ids` that are still pending; the others are left alone.
 
@@ -445,6 +527,8 @@ def decide_comments(
     does not know (`Settings.unsupported_language`); a site's policy may override it.
     `shadow`, a candidate in shadow mode, scores the same comments beside `scorer` and its
     verdicts are stored as ShadowScores (see service/models/shadow.py); it never changes a decision.
+    `activity` counts each author's recent postings for the flood rule (RedisActivity); without
+    it the rule cannot fire.
 
     Safe to run twice and concurrently: the status moves from pending only once (a guarded
     UPDATE), and the unique decision per comment backs that up.
@@ -457,9 +541,9 @@ def decide_comments(
         session,
         comments,
         scorer,
-        default_thresholds=default_thresholds,
-        unsupported_language=unsupported_language,
+        settings=_Settings(default_thresholds, unsupported_language),
         shadow=shadow,
+        activity=activity,
     )
 
 
@@ -472,13 +556,14 @@ def decide_pending(
     default_thresholds: Mapping[str, float],
     unsupported_language: LanguageAction = "hold",
     shadow: Scorer | None = None,
+    activity: ActivityCounter | None = None,
 ) -> list[Decided]:
     """Decide the comments, and with them other pending ones, up to `batch_size` in all."""
     return _decide(
         session,
         pending_batch(session, comment_ids, limit=batch_size),
         scorer,
-        default_thresholds=default_thresholds,
-        unsupported_language=unsupported_language,
+        settings=_Settings(default_thresholds, unsupported_language),
         shadow=shadow,
+        activity=activity,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,18 +17,12 @@ from sqlalchemy.orm import Session
 from service.comments.decisions import Scorer, language_of, probabilities
 from service.core.tables import Author, Site, Trust
 from service.rules.language import LanguageGuess
-from service.rules.policy import (
-    LanguageAction,
-    Policy,
-    Verdict,
-    apply_policy,
-    author_verdict,
-    language_verdict,
-    policy_for_site,
-)
-from service.rules.reasons import Reason
+from service.rules.overrides import current_policies
+from service.rules.pipeline import Facts, before_scoring, final_verdict
+from service.rules.policy import LanguageAction, Policy, Verdict, language_verdict
+from service.rules.word_lists import SiteLists, current_lists
 
-__all__ = ["Judged", "author_trust", "judge_texts", "site_policy"]
+__all__ = ["Judged", "SiteRules", "author_trust", "judge_texts", "site_policy"]
 
 
 @dataclass(frozen=True)
@@ -40,18 +35,29 @@ class Judged:
     language: LanguageGuess
 
 
+@dataclass(frozen=True)
+class SiteRules:
+    """What judges a text on the spot: the site's policy and its word lists."""
+
+    policy: Policy
+    lists: SiteLists | None = None
+
+
 def site_policy(
     session: Session,
     site_id: int,
     *,
     default_thresholds: Mapping[str, float],
     unsupported_language: LanguageAction = "hold",
-) -> Policy:
-    """The site's effective policy: the deployment's defaults under the site's own."""
-    overrides = session.scalar(select(Site.policy).where(Site.id == site_id))
-    return policy_for_site(
-        default_thresholds, overrides or {}, unsupported_language=unsupported_language
+) -> SiteRules:
+    """The site's policy (its own level: no article is named on these routes) and lists."""
+    versions = session.execute(
+        select(Site.policy_version, Site.lists_version).where(Site.id == site_id)
+    ).one()
+    policy = current_policies(session, site_id, versions.policy_version).resolve(
+        default_thresholds, None, None, unsupported_language=unsupported_language
     )
+    return SiteRules(policy, current_lists(session, site_id, versions.lists_version))
 
 
 def author_trust(session: Session, site_id: int, external_id: str | None) -> str:
@@ -65,22 +71,40 @@ def author_trust(session: Session, site_id: int, external_id: str | None) -> str
 
 
 def judge_texts(
-    scorer: Scorer, texts: Sequence[str], policy: Policy, *, trust: str = Trust.NORMAL
+    scorer: Scorer,
+    texts: Sequence[str],
+    rules: SiteRules | Policy,
+    *,
+    trust: str = Trust.NORMAL,
 ) -> list[Judged]:
-    """Each text's scores and verdict, with one model call for all that need scoring."""
+    """Each text's scores and verdict, with one model call for all that need scoring.
+
+    The rules are those of a queued comment (service/rules/pipeline.py) but for what needs a
+    stored past: the author's history and flood counts are not read on these routes."""
+    if isinstance(rules, Policy):
+        rules = SiteRules(rules)
+    policy, lists, facts = rules.policy, rules.lists, Facts(trust)
+    early = [before_scoring(policy, lists, text, trust) for text in texts]
     languages = [language_of(text) for text in texts]
-    routed = [author_verdict(trust) or language_verdict(policy, language) for language in languages]
-    scored = [i for i, verdict in enumerate(routed) if verdict is None]
+    scored = [
+        i
+        for i, (verdict, language) in enumerate(zip(early, languages, strict=True))
+        if verdict is None and language_verdict(policy, language) is None
+    ]
     rows = dict(zip(scored, probabilities(scorer, [texts[i] for i in scored]), strict=True))
     judged = []
-    for i, (verdict, language) in enumerate(zip(routed, languages, strict=True)):
+    for i, (text, language) in enumerate(zip(texts, languages, strict=True)):
         row = rows.get(i)
-        if verdict is not None:
+        if early[i] is not None:
+            judged.append(Judged({}, cast(Verdict, early[i]), language))
+        elif i not in rows:  # another language
+            verdict = final_verdict(policy, lists, text, facts, scores=None, language=language)
             judged.append(Judged({}, verdict, language))
         elif row is None:  # the model failed on this text: a person looks, as for a comment
-            failed = Verdict("hold", [{"code": Reason.SCORING_ERROR}])
+            failed = final_verdict(policy, lists, text, facts, scores=None, failed="scoring")
             judged.append(Judged({}, failed, language))
         else:
             scores = {a: float(p) for a, p in zip(scorer.attributes, row, strict=True)}
-            judged.append(Judged(scores, apply_policy(policy, scores, trust=trust), language))
+            verdict = final_verdict(policy, lists, text, facts, scores=scores)
+            judged.append(Judged(scores, verdict, language))
     return judged

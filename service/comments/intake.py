@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.comments.schemas import CommentIn
 from service.core.db import session_scope
 from service.core.errors import (
+    ArticleClosed,
     CommentNotFound,
     IdempotencyConflict,
     InvalidInput,
     ModerationError,
 )
-from service.core.tables import Author, Comment, CommentStatus, new_id, utcnow
+from service.core.tables import Author, Comment, CommentStatus, Site, new_id, utcnow
+from service.rules.overrides import current_policies
 
 __all__ = [
     "Submission",
@@ -39,6 +41,8 @@ log = structlog.get_logger(__name__)
 _NEW_AUTHORS = "intake_new_authors"
 # Author ids this transaction has resolved, by (site id, external id).
 _RESOLVED = "intake_resolved_authors"
+# The policy version of each site this transaction has read.
+_VERSIONS = "intake_policy_versions"
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,19 @@ def submit_comment(
         raise InvalidInput(
             f"text is {len(payload.text)} characters; the limit is {max_text_chars}", field="text"
         )
+    if _refused(session, site_id, payload):
+        # A retry of a comment taken before the article closed still gets its first answer.
+        existing = session.scalar(
+            select(Comment).where(
+                Comment.site_id == site_id, Comment.external_id == payload.external_id
+            )
+        )
+        if existing is None:
+            raise ArticleClosed(
+                f"article {payload.article_id!r} is closed to new comments", field="article_id"
+            )
+        _same_submission(existing, payload)
+        return Submitted(existing, created=False)
     # Insert first and look for an earlier copy only on conflict: retries are the rare case.
     author_id = _author_id(session, site_id, payload.author_id)
     now = utcnow()
@@ -198,6 +215,18 @@ def submit_comment(
     comment = Comment(**{k: v for k, v in values.items() if k != "metadata"})
     comment.extra = payload.metadata
     return Submitted(comment, created=True)
+
+
+def _refused(session: Session, site_id: int, payload: CommentIn) -> bool:
+    """Whether the comment's article is closed and its site refuses comments there."""
+    versions: dict[int, int] = session.info.setdefault(_VERSIONS, {})
+    if site_id not in versions:
+        version = session.scalar(select(Site.policy_version).where(Site.id == site_id))
+        versions[site_id] = version or 0
+    policy = current_policies(session, site_id, versions[site_id]).resolve(
+        {}, payload.section, payload.article_id
+    )
+    return policy.closed and policy.closed_action == "refuse"
 
 
 def submit_batch(
@@ -262,7 +291,7 @@ def _submit_one(
         )
     # Nothing of the comment is written; a new author it named may be (an author row with
     # no comment, as a failed post leaves in any forum).
-    except (InvalidInput, IdempotencyConflict) as refused:
+    except (InvalidInput, IdempotencyConflict, ArticleClosed) as refused:
         return refused
 
 

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from service.comments.inline import Judged, author_trust, judge_texts, site_policy
+from service.comments.inline import Judged, SiteRules, author_trust, judge_texts, site_policy
 from service.http.state import AppState
 from service.http.units import in_session
-from service.rules.policy import Policy
 
 __all__ = ["judge_for_site"]
 
@@ -22,7 +21,7 @@ async def judge_for_site(
     standing there, when the caller names one)."""
     settings = state.settings
 
-    def read(session: Session) -> tuple[Policy, str]:
+    def read(session: Session) -> tuple[SiteRules, str]:
         policy = site_policy(
             session,
             site_id,

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "make_session_factory", "rowcount", "session_scope"]
+__all__ = [
+    "PerDatabase",
+    "engine_of",
+    "make_engine",
+    "make_session_factory",
+    "rowcount",
+    "session_scope",
+]
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -84,3 +92,23 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def engine_of(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+class PerDatabase(Generic[K, V]):
+    """What a process remembers of one database, kept apart from any other database it talks
+    to (as tests do): a site id means nothing outside its database. Gone with the engine."""
+
+    def __init__(self) -> None:
+        self._kept: weakref.WeakKeyDictionary[Engine, dict[K, V]] = weakref.WeakKeyDictionary()
+
+    def of(self, session: Session) -> dict[K, V]:
+        return self._kept.setdefault(engine_of(session), {})

@@ -78,6 +78,12 @@ class IdempotencyConflict(Conflict):
     code = "external_id_conflict"
 
 
+class ArticleClosed(Conflict):
+    """The article takes no new comments (its policy says `closed`, `closed_action` refuse)."""
+
+    code = "article_closed"
+
+
 class NotReviewable(Conflict):
     """Only held comments, and comments a moderator already reviewed, can be reviewed."""
 

@@ -191,6 +191,20 @@ class WordListRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class PolicyOverride(Base):
+    """A section's or an article's changes to its site's policy (service/rules/overrides.py)."""
+
+    __tablename__ = "policy_overrides"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    scope: Mapped[str] = mapped_column(String(20), primary_key=True)  # "section" | "article"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Site(Base):
     __tablename__ = "sites"
 
@@ -216,6 +230,8 @@ class Site(Base):
     retention_days: Mapped[int | None] = mapped_column(default=None)
     # Moved on every change of the site's word lists: a worker reloads them when it differs.
     lists_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Moved on every change of the site's policy or its overrides, for the same reason.
+    policy_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKey(Base):

@@ -8,11 +8,22 @@ judged by its scores: `language_verdict` holds it (or approves it, if the site's
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
+
+import structlog
+from pydantic import BaseModel, ValidationError
 
 from service.rules.language import ENGLISH, LanguageGuess
+from service.rules.policy_body import (
+    FloodRule,
+    LinksRule,
+    NewCommenterRule,
+    RecentRejectionsRule,
+    merge_policies,
+)
 from service.rules.reasons import Reason
 
 __all__ = [
@@ -24,7 +35,12 @@ __all__ = [
     "author_verdict",
     "language_verdict",
     "policy_for_site",
+    "reject_band",
+    "resolve_policy",
 ]
+
+log = structlog.get_logger(__name__)
+R = TypeVar("R", bound=BaseModel)
 
 LanguageAction = Literal["hold", "approve"]
 # A trusted author's comment is held only when an attribute reaches this (or its own higher
@@ -44,6 +60,24 @@ class Policy:
     thresholds: Mapping[str, float]
     unsupported_language: LanguageAction = "hold"
     trusted_threshold: float = DEFAULT_TRUSTED_THRESHOLD
+    # Reject without a person at or above these (attribute_over_reject_threshold); none: off.
+    reject_thresholds: Mapping[str, float] = field(default_factory=dict)
+    links: LinksRule | None = None
+    flood: FloodRule | None = None
+    new_commenter: NewCommenterRule | None = None
+    recent_rejections: RecentRejectionsRule | None = None
+    premoderate_all: bool = False
+    closed: bool = False
+    closed_action: str = "refuse"
+
+    @property
+    def needs_history(self) -> bool:
+        """Whether a rule reads the author's decided comments."""
+        return bool(
+            self.new_commenter
+            or self.recent_rejections
+            or (self.links is not None and self.links.min_approved > 0)
+        )
 
 
 @dataclass(frozen=True)
@@ -64,17 +98,50 @@ def policy_for_site(
 ) -> Policy:
     """The deployment's defaults (thresholds, unsupported-language action) with the site's own
     overrides on top. An unknown unsupported-language action holds: a typo must not publish."""
-    thresholds = dict(defaults)
-    thresholds.update(site_policy.get("thresholds") or {})
-    action = site_policy.get("unsupported_language", unsupported_language)
+    return resolve_policy(defaults, site_policy, unsupported_language=unsupported_language)
+
+
+def resolve_policy(
+    defaults: Mapping[str, float],
+    *levels: Mapping[str, Any],
+    unsupported_language: LanguageAction = "hold",
+) -> Policy:
+    """The policy in force under the levels' bodies (site, then section, then article)."""
+    merged = merge_policies(*levels)
+    thresholds = {**defaults, **(merged.get("thresholds") or {})}
+    action = merged.get("unsupported_language", unsupported_language)
     if action not in get_args(LanguageAction):
         action = "hold"
-    trusted = site_policy.get("trusted_threshold", DEFAULT_TRUSTED_THRESHOLD)
+    trusted = merged.get("trusted_threshold", DEFAULT_TRUSTED_THRESHOLD)
     if not isinstance(trusted, int | float) or not 0.0 <= trusted <= 1.0:
         trusted = DEFAULT_TRUSTED_THRESHOLD
+    rules = merged.get("rules") or {}
     return Policy(
-        thresholds=thresholds, unsupported_language=action, trusted_threshold=float(trusted)
+        thresholds=thresholds,
+        unsupported_language=action,
+        trusted_threshold=float(trusted),
+        reject_thresholds=dict(merged.get("reject_thresholds") or {}),
+        links=_rule(LinksRule, rules.get("links")),
+        flood=_rule(FloodRule, rules.get("flood")),
+        new_commenter=_rule(NewCommenterRule, rules.get("new_commenter")),
+        recent_rejections=_rule(RecentRejectionsRule, rules.get("recent_rejections")),
+        premoderate_all=merged.get("premoderate_all") is True,
+        closed=merged.get("closed") is True,
+        closed_action="reject" if merged.get("closed_action") == "reject" else "refuse",
     )
+
+
+def _rule(kind: type[R], settings: Mapping[str, Any] | None) -> R | None:
+    """The rule, if on. Stored settings were checked when written; should they fail now, the
+    rule is off and the failure logged rather than every comment of the site failing."""
+    if not settings:
+        return None
+    try:
+        rule = kind.model_validate(settings)
+    except ValidationError:
+        log.exception("stored_rule_invalid", rule=kind.__name__)
+        return None
+    return rule if getattr(rule, "enabled", True) else None
 
 
 def author_verdict(trust: str) -> Verdict | None:
@@ -104,11 +171,8 @@ def apply_policy(policy: Policy, scores: Mapping[str, float], *, trust: str = "n
     """Hold when an attribute reaches its threshold (a trusted author's: the trusted threshold,
     if higher); a premoderated author's comment is held whatever its scores."""
     if trust == "trusted":
-        policy = Policy(
-            thresholds={a: max(t, policy.trusted_threshold) for a, t in policy.thresholds.items()},
-            unsupported_language=policy.unsupported_language,
-            trusted_threshold=policy.trusted_threshold,
-        )
+        raised = {a: max(t, policy.trusted_threshold) for a, t in policy.thresholds.items()}
+        policy = dataclasses.replace(policy, thresholds=raised)
     verdict = _by_scores(policy, scores)
     if trust == "premoderated" and verdict.action == "approve":
         return Verdict("hold", [{"code": Reason.AUTHOR_PREMODERATED}, *verdict.reasons])
@@ -117,6 +181,20 @@ def apply_policy(policy: Policy, scores: Mapping[str, float], *, trust: str = "n
             {"code": Reason.AUTHOR_TRUSTED, "threshold": policy.trusted_threshold}
         )
     return verdict
+
+
+def reject_band(policy: Policy, scores: Mapping[str, float]) -> list[dict[str, Any]]:
+    """The attributes at or above their reject threshold, highest first."""
+    return [
+        {
+            "code": Reason.ATTRIBUTE_OVER_REJECT_THRESHOLD,
+            "attribute": attribute,
+            "score": round(score, 4),
+            "threshold": policy.reject_thresholds[attribute],
+        }
+        for attribute, score in sorted(scores.items(), key=lambda item: -item[1])
+        if attribute in policy.reject_thresholds and score >= policy.reject_thresholds[attribute]
+    ]
 
 
 def _by_scores(policy: Policy, scores: Mapping[str, float]) -> Verdict:

@@ -22,6 +22,17 @@ class Reason:
     BANNED_WORD = "banned_word"  # an entry of the site's banned list: rejected unscored
     SUSPECT_WORD = "suspect_word"  # an entry of its suspect list: held for a person
     SCORING_ERROR = "scoring_error"
+    # Above an attribute's reject threshold: rejected without a person.
+    ATTRIBUTE_OVER_REJECT_THRESHOLD = "attribute_over_reject_threshold"
+    ARTICLE_CLOSED = "article_closed"  # rejected: the article takes no new comments
+    PREMODERATE_ALL = "premoderate_all"  # the policy holds every comment
+    NEW_COMMENTER = "new_commenter"  # fewer approved comments than the rule asks
+    RECENT_REJECTIONS = "recent_rejections"  # the author's recent comments mostly rejected
+    TOO_MANY_LINKS = "too_many_links"
+    LINK_NOT_ALLOWED = "link_not_allowed"  # a link to a domain outside the allow-list
+    LINK_FROM_NEW_COMMENTER = "link_from_new_commenter"
+    REPEATED_TEXT = "repeated_text"  # the same text again and again
+    FLOOD = "flood"  # too many comments a minute
     # The codes a moderator filters the queue by: every one but the approval's explanation.
     FILTERABLE: tuple[str, ...] = (
         ATTRIBUTE_OVER_THRESHOLD,
@@ -32,7 +43,20 @@ class Reason:
         BANNED_WORD,
         SUSPECT_WORD,
         SCORING_ERROR,
+        ATTRIBUTE_OVER_REJECT_THRESHOLD,
+        ARTICLE_CLOSED,
+        PREMODERATE_ALL,
+        NEW_COMMENTER,
+        RECENT_REJECTIONS,
+        TOO_MANY_LINKS,
+        LINK_NOT_ALLOWED,
+        LINK_FROM_NEW_COMMENTER,
+        REPEATED_TEXT,
+        FLOOD,
     )
+
+
+_ATTRIBUTE_CODES = (Reason.ATTRIBUTE_OVER_THRESHOLD, Reason.ATTRIBUTE_OVER_REJECT_THRESHOLD)
 
 
 def reason_tags(reasons: Sequence[dict[str, Any]]) -> str:
@@ -41,6 +65,6 @@ def reason_tags(reasons: Sequence[dict[str, Any]]) -> str:
     for reason in reasons:
         if reason.get("code") and reason["code"] != Reason.ALL_BELOW_THRESHOLD:
             tags.append(f"code:{reason['code']}")
-        if reason.get("code") == Reason.ATTRIBUTE_OVER_THRESHOLD and reason.get("attribute"):
+        if reason.get("code") in _ATTRIBUTE_CODES and reason.get("attribute"):
             tags.append(f"attribute:{reason['attribute']}")
     return f" {' '.join(dict.fromkeys(tags))} " if tags else ""

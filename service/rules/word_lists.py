@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session
 
 from classifier.normalize import normalize, normalize_text
 from service.core.audit import audit_site
-from service.core.errors import InvalidInput, SiteNotFound
+from service.core.db import PerDatabase
+from service.core.errors import InvalidInput
+from service.core.lookup import site_named
 from service.core.tables import Site, WordListRow, utcnow
 from service.rules.reasons import Reason
 
@@ -37,6 +39,7 @@ __all__ = [
     "SiteLists",
     "WordList",
     "clean_entries",
+    "current_lists",
     "get_list",
     "list_reason",
     "set_list",
@@ -168,6 +171,19 @@ class SiteLists:
     suspect: WordList
 
 
+# Each site's lists as this process last compiled them.
+_COMPILED: PerDatabase[int, SiteLists] = PerDatabase()
+
+
+def current_lists(session: Session, site_id: int, version: int) -> SiteLists:
+    """The site's lists at `version` (its Site.lists_version), compiled once per change."""
+    kept = _COMPILED.of(session)
+    known = kept.get(site_id)
+    if known is None or known.version != version:
+        known = kept[site_id] = site_lists(session, site_id, version)
+    return known
+
+
 def site_lists(session: Session, site_id: int, version: int) -> SiteLists:
     rows = {
         row.kind: row.entries
@@ -185,13 +201,6 @@ def list_reason(kind: str, matches: Sequence[ListMatch]) -> dict[str, object]:
     }
 
 
-def _site(session: Session, site_name: str) -> Site:
-    site = session.scalar(select(Site).where(Site.name == site_name))
-    if site is None:
-        raise SiteNotFound(f"no site named {site_name!r}", field="site")
-    return site
-
-
 def _kind(kind: str) -> str:
     if kind not in KINDS:
         raise InvalidInput(f"a list is one of: {', '.join(KINDS)}", field="kind")
@@ -199,7 +208,7 @@ def _kind(kind: str) -> str:
 
 
 def get_list(session: Session, site_name: str, kind: str) -> dict[str, object]:
-    site = _site(session, site_name)
+    site = site_named(session, site_name)
     row = session.get(WordListRow, (site.id, _kind(kind)))
     return {
         "site": site.name,
@@ -213,7 +222,7 @@ def set_list(
     session: Session, site_name: str, kind: str, entries: Sequence[str], *, actor: str
 ) -> dict[str, object]:
     """Replace the site's list; the workers follow on their next batch (`lists_version`)."""
-    site = _site(session, site_name)
+    site = site_named(session, site_name)
     cleaned = clean_entries(entries)
     row = session.get(WordListRow, (site.id, _kind(kind)))
     before = len(row.entries) if row else 0

@@ -8,10 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.core.audit import audit_site
-from service.core.errors import Conflict, SiteNotFound
+from service.core.errors import Conflict
+from service.core.lookup import site_named
 from service.core.tables import Site
 
-__all__ = ["create_site", "get_site", "list_sites", "set_policy", "set_quota", "site_view"]
+__all__ = ["create_site", "get_site", "list_sites", "set_quota", "site_view"]
 
 
 def site_view(site: Site) -> dict[str, Any]:
@@ -26,10 +27,7 @@ def site_view(site: Site) -> dict[str, Any]:
 
 
 def get_site(session: Session, name: str) -> Site:
-    site = session.scalar(select(Site).where(Site.name == name))
-    if site is None:
-        raise SiteNotFound(f"no site named {name!r}", field="site")
-    return site
+    return site_named(session, name)
 
 
 def list_sites(session: Session) -> list[dict[str, Any]]:
@@ -43,18 +41,6 @@ def create_site(session: Session, name: str, *, actor: str) -> dict[str, Any]:
     session.add(site)
     session.flush()
     audit_site(session, site.id, actor, "site.created", {"name": name})
-    return site_view(site)
-
-
-def set_policy(
-    session: Session, name: str, policy: dict[str, Any], *, actor: str
-) -> dict[str, Any]:
-    """Replace the site's policy (validated by the API schema); logged with the old one."""
-    site = get_site(session, name)
-    previous = site.policy
-    site.policy = {k: v for k, v in policy.items() if v not in (None, {})}
-    audit_site(session, site.id, actor, "policy.updated", {"from": previous, "to": site.policy})
-    session.flush()
     return site_view(site)
 
 

@@ -1,0 +1,78 @@
+"""The links in a comment, with where each is and the host it points at.
+
+A link is what a reader's browser or a comment system would make one of: a URL with a scheme
+(`https://...`), one beginning `www.`, or a bare `name.tld/...` whose last label is a real
+public suffix (`tldextract`'s bundled Public Suffix List, read offline). A bare name needs its
+suffix in one case, so the typo "talks.It" is not a link to Italy while "bbc.co.uk" is.
+A regular expression finds the candidates, which costs ~20 us a news comment; a general URL
+extractor that tries every dot cost ~1 ms here.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import tldextract
+
+__all__ = ["Link", "domain_allowed", "find_links"]
+
+# Punctuation that ends a sentence around a link rather than belonging to it.
+_TRAILING = ".,;:!?)]}'\"\u00bb\u201d\u2019"
+_CANDIDATE = re.compile(
+    r"(?i)\b(?:https?|ftp)://[^\s<>\"]+"  # a scheme: a link whatever the host
+    r"|\bwww\.[^\s<>\"]+"
+    r"|(?<![\w@.\-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\b(?::\d{1,5})?"
+    r"(?:/[^\s<>\"]*)?"
+)
+_SCHEME = re.compile(r"(?i)^(?:https?|ftp)://")
+
+
+@dataclass(frozen=True)
+class Link:
+    url: str  # as written
+    host: str  # lower case, no port
+    start: int
+    end: int
+
+
+@functools.cache
+def _extract() -> tldextract.TLDExtract:
+    # No fetch and no cache directory: the snapshot bundled with the package.
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def _host(url: str) -> str:
+    target = url if _SCHEME.match(url) else f"http://{url}"
+    try:
+        return (urlsplit(target).hostname or "").rstrip(".")
+    except ValueError:
+        return ""
+
+
+def _bare_is_link(host: str, written: str) -> bool:
+    suffix = _extract()(host).suffix
+    if not suffix:
+        return False
+    tail = written.split("/", 1)[0].split(":", 1)[0].rsplit(".", 1)[-1]
+    return tail.islower() or tail.isupper()
+
+
+def find_links(text: str) -> list[Link]:
+    found = []
+    for match in _CANDIDATE.finditer(text):
+        url = match.group(0).rstrip(_TRAILING)
+        host = _host(url).lower()
+        if not host:
+            continue
+        if not _SCHEME.match(url) and not _bare_is_link(host, url):
+            continue
+        found.append(Link(url, host, match.start(), match.start() + len(url)))
+    return found
+
+
+def domain_allowed(host: str, allowed: list[str]) -> bool:
+    """Whether the host is an allowed domain or one of its subdomains."""
+    return any(host == domain or host.endswith("." + domain) for domain in allowed)
