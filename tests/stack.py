@@ -142,18 +142,21 @@ class Stack:
             cwd=Path.cwd(),
         )
 
-    def start_api(self) -> None:
-        self._spawn("api", api_command(Settings(api_port=self.port)))
+    def start_api(self, name: str = "api", port: int | None = None) -> int:
+        """An API process (another replica, given another name), ready; its port."""
+        port = port or self.port
+        env = {"MODERATION_API_PORT": str(port)}
+        self._spawn(name, api_command(Settings(api_port=port)), env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            self._check_alive("api")
+            self._check_alive(name)
             try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
-                    return
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return port
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"API did not become ready:\n{self.log('api')}")
+        raise RuntimeError(f"API did not become ready:\n{self.log(name)}")
 
     def _check_alive(self, name: str) -> None:
         process = self.processes[name]
@@ -178,9 +181,10 @@ class Stack:
         process.send_signal(sig)
         process.wait(timeout=30)
 
-    def client(self, key: str = "news-submitter") -> httpx.Client:
+    def client(self, key: str = "news-submitter", *, port: int | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+        base_url = f"http://127.0.0.1:{port}" if port else self.base_url
+        return httpx.Client(base_url=base_url, headers=headers, timeout=30)
 
     def __enter__(self) -> Stack:
         return self
