@@ -11,6 +11,10 @@ Up to four systems, each started fresh for each round, the order rotated from ro
   costs at least (stored before it is queued, decided before it is published), one each;
 - `service`: every process `make run` starts (API, scoring, webhook and training workers, beat),
   quotas out of reach;
+- `rules` (only when asked for): the service with every rule of its site on (two word lists of
+  10,000 entries, links, floods counted in Redis, new commenters, recent rejections, a reject
+  band, a section override), each set loose enough that news comments pass: what the rules
+  cost a decision, beside `service` (rules off) in the same run;
 - `noop`: the same service whose task only publishes an approval, a second reference that keeps
   all of the API's costs.
 Each is driven closed loop with real news comments (the Civil Comments sample in ../shared/data,
@@ -52,7 +56,7 @@ from service.core.embedded_redis import EmbeddedRedis
 from service.core.settings import Settings
 from tests.stack import NO_QUOTA, Stack
 
-SYSTEMS = ("floor", "durable", "service", "noop")
+SYSTEMS = ("floor", "durable", "service", "rules", "noop")
 DEFAULT_SYSTEMS = "floor,service,noop"
 DATA = Path(__file__).resolve().parents[2] / "shared/data/civil_comments_sample_train.csv.gz"
 WAIT = "wait_ms=5000"
@@ -132,6 +136,7 @@ async def _post(client: httpx.AsyncClient, target: Target, index: int, run: str)
     payload = {
         "external_id": f"{run}-{index}",
         "article_id": "peace-talks",
+        "section": "politics",
         "author_id": f"reader-{index % 97}",
         "text": target.texts[index % len(target.texts)],
     }
@@ -233,8 +238,47 @@ def start(system: str, args: argparse.Namespace, directory: Path) -> tuple[Runni
     except BaseException:
         stack.stop()
         raise
+    if system == "rules":
+        all_rules_on(stack, texts)
     headers = {"Authorization": f"Bearer {stack.keys['news-submitter']}"}
     return stack, Target(stack.base_url, headers, texts, _pids(stack))
+
+
+def all_rules_on(stack: Stack, texts: list[str]) -> None:
+    """Every rule of the site on, loose enough that news comments are still decided by the
+    model: their cost is paid, their holds do not change what is measured."""
+    from bench.rules import rare_entries
+    from service.core.db import session_scope
+    from service.rules.overrides import put_policy
+    from service.rules.policy_body import PolicyBody
+    from service.rules.word_lists import set_list
+
+    site = {
+        "reject_thresholds": {"toxic": 0.99},
+        "rules": {
+            "links": {"max_links": 3, "allowed_domains": ["example.com"], "min_approved": 1},
+            "flood": {"max_repeats": 50, "max_per_minute": 10_000},
+            "new_commenter": {"approved_comments": 1},
+            "recent_rejections": {"rate": 0.9, "min_decided": 50},
+        },
+    }
+    thresholds = Settings().thresholds
+    with session_scope(stack.sessions) as session:
+        for scope, key, body in (
+            ("site", None, site),
+            ("section", "politics", {"thresholds": {"insult": 0.3}}),
+        ):
+            put_policy(
+                session,
+                "news",
+                scope,
+                key,
+                PolicyBody.model_validate(body),
+                actor="bench",
+                defaults=thresholds,
+            )
+        for kind, seed in (("banned", 3), ("suspect", 4)):
+            set_list(session, "news", kind, rare_entries(texts, 10_000, seed), actor="bench")
 
 
 def measure(system: str, args: argparse.Namespace, directory: Path) -> Measured:
