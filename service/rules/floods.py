@@ -10,14 +10,14 @@ comments submitted at or before the one being decided, whichever worker gets the
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
 import structlog
 
-from classifier.normalize import normalize_text
+from service.rules.word_lists import normalized_words
 
 __all__ = ["Activity", "ActivityCounter", "Posting", "RedisActivity", "text_key"]
 
@@ -50,10 +50,9 @@ class ActivityCounter(Protocol):
 
 
 def text_key(text: str) -> str:
-    """Texts that differ only in case, accents, look-alikes, spacing or punctuation share it."""
-    words = " ".join(normalize_text(text).split())
-    folded = "".join(ch for ch in words if ch.isalnum() or ch == " ")
-    return hashlib.blake2b(folded.encode(), digest_size=12).hexdigest()
+    """Texts that differ only in case, accents, look-alikes, spacing or punctuation share it:
+    the words the word lists read, so the normaliser runs once for both."""
+    return hashlib.blake2b(normalized_words(text).encode(), digest_size=12).hexdigest()
 
 
 class RedisActivity:
@@ -61,6 +60,7 @@ class RedisActivity:
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
+        self._script = client.register_script(_COUNT)
 
     def count(self, postings: Sequence[Posting]) -> list[Activity | None]:
         if not postings:
@@ -68,14 +68,11 @@ class RedisActivity:
         pipe = self._client.pipeline(transaction=False)
         for p in postings:
             if p.text_key is not None:
-                _count(
-                    pipe,
-                    f"{KEY_PREFIX}:text:{p.site_id}:{p.author_id}:{p.text_key}",
-                    p,
-                    p.repeat_window,
-                )
+                key = f"{KEY_PREFIX}:text:{p.site_id}:{p.author_id}:{p.text_key}"
+                self._script(keys=[key], args=[p.comment_id, p.at, p.repeat_window], client=pipe)
             if p.per_minute:
-                _count(pipe, f"{KEY_PREFIX}:any:{p.site_id}:{p.author_id}", p, MINUTE)
+                key = f"{KEY_PREFIX}:any:{p.site_id}:{p.author_id}"
+                self._script(keys=[key], args=[p.comment_id, p.at, MINUTE], client=pipe)
         try:
             replies = iter(pipe.execute())
         except redis.RedisError:
@@ -84,21 +81,18 @@ class RedisActivity:
             return [None] * len(postings)
         counted: list[Activity | None] = []
         for p in postings:
-            repeats = _reply(replies) if p.text_key is not None else 0
-            last_minute = _reply(replies) if p.per_minute else 0
+            repeats = int(next(replies)) if p.text_key is not None else 0
+            last_minute = int(next(replies)) if p.per_minute else 0
             counted.append(Activity(repeats, last_minute))
         return counted
 
 
-def _count(pipe: redis.client.Pipeline, key: str, p: Posting, window: float) -> None:
-    pipe.zadd(key, {p.comment_id: p.at})
-    # Keep twice the window: a comment decided late still counts those just before it.
-    pipe.zremrangebyscore(key, "-inf", p.at - 2 * window)
-    pipe.zcount(key, p.at - window, p.at)
-    pipe.expire(key, int(2 * window) + 60)
-
-
-def _reply(replies: Iterator[Any]) -> int:
-    """The ZCOUNT of the four commands `_count` sent."""
-    _added, _trimmed, counted, _expiry = (next(replies) for _ in range(4))
-    return int(counted)
+# One call a key: add the comment at its time, drop what is older than twice the window (a
+# comment decided late still counts those just before it), count the window up to it.
+_COUNT = """
+local at, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], at, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', at - 2 * window)
+redis.call('EXPIRE', KEYS[1], math.ceil(2 * window) + 60)
+return redis.call('ZCOUNT', KEYS[1], at - window, at)
+"""

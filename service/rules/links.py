@@ -4,8 +4,8 @@ A link is what a reader's browser or a comment system would make one of: a URL w
 (`https://...`), one beginning `www.`, or a bare `name.tld/...` whose last label is a real
 public suffix (`tldextract`'s bundled Public Suffix List, read offline). A bare name needs its
 suffix in one case, so the typo "talks.It" is not a link to Italy while "bbc.co.uk" is.
-A regular expression finds the candidates, which costs ~20 us a news comment; a general URL
-extractor that tries every dot cost ~1 ms here.
+A regular expression finds the candidates, in the few comments a quick scan lets through; a
+general URL extractor that tries every dot cost ~1 ms a news comment here.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ _CANDIDATE = re.compile(
     r"(?:/[^\s<>\"]*)?"
 )
 _SCHEME = re.compile(r"(?i)^(?:https?|ftp)://")
+# Every link holds a dot between a letter or digit and a letter, or a scheme's "://": most
+# comments hold neither, and this scan costs a fraction of the full pattern's.
+_MAYBE = re.compile(r"[A-Za-z0-9-]\.[A-Za-z]|://")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ def _bare_is_link(host: str, written: str) -> bool:
 
 
 def find_links(text: str) -> list[Link]:
+    if _MAYBE.search(text) is None:
+        return []
     found = []
     for match in _CANDIDATE.finditer(text):
         url = match.group(0).rstrip(_TRAILING)

@@ -56,6 +56,7 @@ class Reason:
     )
 
 
+TAGS_MAX = 500  # Comment.reason_tags
 _ATTRIBUTE_CODES = (Reason.ATTRIBUTE_OVER_THRESHOLD, Reason.ATTRIBUTE_OVER_REJECT_THRESHOLD)
 
 
@@ -67,4 +68,9 @@ def reason_tags(reasons: Sequence[dict[str, Any]]) -> str:
             tags.append(f"code:{reason['code']}")
         if reason.get("code") in _ATTRIBUTE_CODES and reason.get("attribute"):
             tags.append(f"attribute:{reason['attribute']}")
-    return f" {' '.join(dict.fromkeys(tags))} " if tags else ""
+    kept = list(dict.fromkeys(tags))
+    # The column holds TAGS_MAX characters: a comment every rule fired on keeps the first tags
+    # (the deciding rule's come first) rather than failing its batch on PostgreSQL.
+    while kept and len(" ".join(kept)) + 2 > TAGS_MAX:
+        kept.pop()
+    return f" {' '.join(kept)} " if kept else ""

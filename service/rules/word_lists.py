@@ -42,6 +42,7 @@ __all__ = [
     "current_lists",
     "get_list",
     "list_reason",
+    "normalized_words",
     "set_list",
     "site_lists",
 ]
@@ -153,6 +154,12 @@ class _Words:
         if self._offsets is None:
             self._offsets = normalize(self._text)[1]
         return self._offsets
+
+
+def normalized_words(text: str) -> str:
+    """The text's words after the classifier's normaliser, one space apart, as both lists
+    read them (and computed once for both, and for the flood rule's text key)."""
+    return _prepared(text).joined.strip()
 
 
 @functools.lru_cache(maxsize=256)

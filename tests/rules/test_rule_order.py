@@ -148,3 +148,15 @@ def test_a_scoring_failure_holds_with_what_the_rules_found() -> None:
     policy = resolve_policy(DEFAULTS, {"premoderate_all": True})
     verdict = final_verdict(policy, LISTS, "x", Facts(), scores=None, failed="model away")
     assert (verdict.action, _codes(verdict)) == ("hold", ["premoderate_all", "scoring_error"])
+
+
+def test_the_tags_of_a_comment_every_rule_fired_on_fit_their_column() -> None:
+    from service.rules.reasons import TAGS_MAX, Reason, reason_tags
+
+    reasons = [
+        {"code": code, "attribute": f"attribute-{i}"} for i, code in enumerate(Reason.FILTERABLE)
+    ]
+    reasons += [{"code": "attribute_over_threshold", "attribute": f"a{i}" * 20} for i in range(9)]
+    tags = reason_tags(reasons)
+    assert len(tags) <= TAGS_MAX
+    assert tags.startswith(" code:attribute_over_threshold attribute:attribute-0 code:unsupported")
