@@ -38,6 +38,7 @@ from service.models.holder import ModelHolder
 from service.models.scoring import ModelScorer
 from service.rules.floods import RedisActivity
 from service.rules.language import load_detector, use_detector_files
+from service.rules.links import load_suffix_list
 from service.webhooks.outbound import webhook_client
 
 __all__ = ["RecentIds", "Resources", "app", "resources"]
@@ -170,6 +171,7 @@ class Resources:
                     ).start()
                     use_detector_files(self.settings.language_model_dir)
                     load_detector()  # the language model too: the first comment must not wait
+                    load_suffix_list()
                     self._models = holder
         return self._models
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import tldextract
 
-__all__ = ["Link", "domain_allowed", "find_links"]
+__all__ = ["Link", "domain_allowed", "find_links", "load_suffix_list"]
 
 # Punctuation that ends a sentence around a link rather than belonging to it.
 _TRAILING = ".,;:!?)]}'\"\u00bb\u201d\u2019"
@@ -45,6 +45,11 @@ class Link:
 def _extract() -> tldextract.TLDExtract:
     # No fetch and no cache directory: the snapshot bundled with the package.
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def load_suffix_list() -> None:
+    """Build the suffix list now (~0.2 s): the first comment with a link must not wait."""
+    _extract()("example.com")
 
 
 def _host(url: str) -> str:
