@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from service.core.errors import ModerationError
+from service.core.errors import Forbidden, ModerationError
 from service.core.settings import Settings
 from service.core.tables import ApiKey, Role, utcnow
 from service.http.deps import Caller
@@ -41,6 +41,7 @@ __all__ = [
     "Moderator",
     "SignInRequired",
     "SignedIn",
+    "SignedInAdmin",
     "SignedInPolling",
     "WebRoute",
     "check_csrf",
@@ -179,6 +180,21 @@ def signed_in_polling(request: Request) -> Moderator:
 
 SignedIn = Annotated[Moderator, Depends(signed_in)]
 SignedInPolling = Annotated[Moderator, Depends(signed_in_polling)]
+
+
+def signed_in_admin(moderator: SignedIn) -> Moderator:
+    # The same sign-in as the queue: a moderator's session stays valid, the console is not
+    # for it, and the page says so instead of sending it to sign in again.
+    if moderator.caller.role not in Role.ADMINS:
+        raise Forbidden(
+            f"The admin console is for site admin and operator keys; this session's key is a "
+            f"{moderator.caller.role} key. Nothing was shown or changed.",
+            field="role",
+        )
+    return moderator
+
+
+SignedInAdmin = Annotated[Moderator, Depends(signed_in_admin)]
 
 
 async def read_form(request: Request) -> Form:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -12,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from classifier import ATTRIBUTES
-from service.core.tables import ReviewAction, utcnow
+from service.core.tables import ReviewAction, Role, utcnow
 from service.rules.reasons import Reason
 from service.web.chart import hourly_chart
 
@@ -79,6 +80,10 @@ def _percent(value: float | None, digits: int = 0) -> str:
     return NONE if value is None else f"{value * 100:.{digits}f}%"
 
 
+def _pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
 def _reason_label(reason: dict[str, Any]) -> str:
     code = reason.get("code", "")
     if code == Reason.ATTRIBUTE_OVER_THRESHOLD:
@@ -132,10 +137,16 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=_when, iso=_iso, percent=_percent, reason_label=_reason_label, highlight=highlight
+        when=_when,
+        iso=_iso,
+        percent=_percent,
+        reason_label=_reason_label,
+        highlight=highlight,
+        pretty_json=_pretty_json,
     )
     env.globals.update(
         ATTRIBUTES=ATTRIBUTES,
+        ADMIN_ROLES=Role.ADMINS,
         REASON_CODES=Reason.FILTERABLE,
         REVIEW_REASONS=ReviewAction.REASONS,
         event_summary=event_summary,

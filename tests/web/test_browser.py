@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from service.core.db import session_scope
+from service.rules.overrides import delete_policy
 from service.sites.keys import create_key, revoke_key
-from tests.factories import TOXIC, comment
+from tests.factories import CIVIL, TOXIC, comment
 from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 
 # A 2-core machine running the stack and the browser together can be slow to repaint.
 expect.set_options(timeout=10_000)
+# Where docs/console.md's picture of the policy page comes from, when asked for.
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console-policy.png"
 
 
 @pytest.fixture
@@ -202,3 +207,40 @@ def test_the_forms_work_without_javascript(chromium: Browser, stack: Stack) -> N
         assert (_status(stack, first), _status(stack, second)) == ("approved", "rejected")
     finally:
         context.close()
+
+
+def test_a_site_admin_sets_a_threshold_saves_it_and_sees_it(page: Page, stack: Stack) -> None:
+    # Decisions for the preview beside each threshold to count, two of them rejected by a person.
+    article = _article()
+    held = _hold(stack, article, TOXIC[11:15])
+    with stack.client() as client:
+        for text in CIVIL[:4]:
+            payload = comment(f"{article}-{uuid.uuid4().hex[:8]}", text, article_id=article)
+            assert client.post("/v1/comments?wait_ms=5000", json=payload).status_code == 200
+    with stack.client("news-moderator") as client:
+        for comment_id in held[:2]:
+            review = {"action": "reject", "reason": "ABUSIVE"}
+            assert client.post(f"/v1/comments/{comment_id}/review", json=review).is_success
+    _sign_in(page, stack.keys["news-site_admin"], then="/moderate/admin/policy")
+    expect(page.locator("h1")).to_have_text("Policy of news")
+    toxic = page.get_by_label("toxic", exact=True)
+    expect(toxic).to_have_attribute("placeholder", "0.2")
+    try:
+        toxic.fill("0.45")
+        page.keyboard.press("Tab")  # the next field is the same attribute's reject threshold
+        expect(page.get_by_label("toxic: reject at or above", exact=True)).to_be_focused()
+        toxic.focus()
+        with page.expect_navigation():
+            page.keyboard.press("Control+s")
+        expect(page.locator("p.notice")).to_have_text("Saved.")
+        assert page.url.endswith("/moderate/admin/policy?done=saved")
+        expect(toxic).to_have_value("0.45")
+        expect(page.locator("tr[data-attribute='toxic'] .hold-rate")).to_contain_text("at 0.45")
+        expect(page.locator("#recall-any")).to_contain_text("%")
+        if os.environ.get("MODERATION_SCREENSHOTS") == "1":
+            page.set_viewport_size({"width": 1100, "height": 900})
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+    finally:
+        # The module's tests share the stack: the next must meet the default policy.
+        with session_scope(stack.sessions) as session:
+            delete_policy(session, "news", "site", None, actor="tests")

@@ -1,5 +1,6 @@
 // The moderator pages' only script: keyboard shortcuts, reviews without a reload, and new held
-// comments inserted as they arrive. Every page works without it through its forms.
+// comments inserted as they arrive; the console's save shortcut. Every page works without it
+// through its forms.
 "use strict";
 
 (() => {
@@ -236,4 +237,20 @@
 
   let timer = null;
   if (queue && queue.dataset.liveUrl) timer = setInterval(poll, POLL_MS);
+
+  // The console's forms: Ctrl+S (Cmd+S) saves the form the focus is in, through its own Save
+  // button, so the browser's checks of the fields run as for a click.
+  document.addEventListener("keydown", (event) => {
+    if (!(event.ctrlKey || event.metaKey) || event.altKey || event.key.toLowerCase() !== "s") return;
+    const form = (event.target.closest && event.target.closest("form[data-save-shortcut]"))
+      || document.querySelector("form[data-save-shortcut]:only-of-type");
+    if (!form) return;
+    event.preventDefault();
+    form.requestSubmit(form.querySelector("button.save") || undefined);
+  });
+
+  // A refused form: its list of errors takes the focus, so a screen reader reads it first and
+  // Tab goes on to the links that lead to each field.
+  const errors = document.getElementById("errors");
+  if (errors) errors.focus();
 })();
