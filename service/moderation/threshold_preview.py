@@ -1,33 +1,26 @@
 """Hold rates read from a site's own decisions, for the admin console: what a threshold would
-have held (and caught of what moderators rejected), and how often each article and section's
-comments were held, so an admin sees where an override is worth making."""
+have held, and caught of what moderators rejected, before an admin saves it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
-from service.core.tables import Comment, CommentStatus, Decision, PolicyOverride, Review
+from service.core.tables import Comment, CommentStatus, Decision, Review
 
 __all__ = [
     "ANY_ATTRIBUTE",
-    "LIST_LIMIT",
     "PREVIEW_WINDOW",
     "HoldRates",
-    "ThreadRow",
     "ThresholdPreview",
     "preview_thresholds",
-    "site_articles",
-    "site_sections",
 ]
 
 PREVIEW_WINDOW = 10_000
-LIST_LIMIT = 50
 # The preview's line for every threshold together: what the policy as a whole would hold.
 ANY_ATTRIBUTE = "any"
 
@@ -57,22 +50,6 @@ class HoldRates:
 class ThresholdPreview:
     decisions: int  # read from the window, scored or not
     attributes: dict[str, HoldRates]  # by attribute, and ANY_ATTRIBUTE for all together
-
-
-@dataclass(frozen=True)
-class ThreadRow:
-    """An article or a section of the site, as the console lists them."""
-
-    key: str
-    comments: int
-    decided: int
-    held: int
-    last_comment_at: datetime | None
-    has_override: bool
-
-    @property
-    def hold_rate(self) -> float | None:
-        return self.held / self.decided if self.decided else None
 
 
 def _recent_scores(session: Session, site_id: int, last: int) -> list[tuple[dict[str, Any], bool]]:
@@ -127,65 +104,3 @@ def preview_thresholds(
     attributes = {a: _rates(rows, {a: t}) for a, t in thresholds.items()}
     attributes[ANY_ATTRIBUTE] = _rates(rows, thresholds)
     return ThresholdPreview(len(rows), attributes)
-
-
-def _threads(
-    session: Session,
-    site_id: int,
-    *,
-    column: InstrumentedAttribute[Any],
-    scope: str,
-    query: str | None,
-    limit: int,
-) -> list[ThreadRow]:
-    conditions: list[ColumnElement[bool]] = [Comment.site_id == site_id, column.is_not(None)]
-    if query:
-        conditions.append(column.icontains(query, autoescape=True))
-    last_at = func.max(Comment.created_at)
-    rows = session.execute(
-        select(
-            column,
-            func.count(Comment.id),
-            func.count(Decision.id),
-            func.coalesce(func.sum(case((Decision.action == "hold", 1), else_=0)), 0),
-            last_at,
-        )
-        .outerjoin(Decision, Decision.comment_id == Comment.id)
-        .where(*conditions)
-        .group_by(column)
-        .order_by(last_at.desc(), column)
-        .limit(limit)
-    ).all()
-    keys = [row[0] for row in rows]
-    overridden = set(
-        session.scalars(
-            select(PolicyOverride.key).where(
-                PolicyOverride.site_id == site_id,
-                PolicyOverride.scope == scope,
-                PolicyOverride.key.in_(keys),
-            )
-        )
-    )
-    return [
-        ThreadRow(key, int(comments), int(decided), int(held), at, key in overridden)
-        for key, comments, decided, held, at in rows
-    ]
-
-
-def site_articles(
-    session: Session, site_id: int, *, query: str | None = None, limit: int = LIST_LIMIT
-) -> list[ThreadRow]:
-    """The site's articles with comments, latest comment first; `query` a substring of their
-    ids (any case)."""
-    return _threads(
-        session, site_id, column=Comment.article_id, scope="article", query=query, limit=limit
-    )
-
-
-def site_sections(
-    session: Session, site_id: int, *, query: str | None = None, limit: int = LIST_LIMIT
-) -> list[ThreadRow]:
-    """The site's sections with comments, latest comment first; `query` as for articles."""
-    return _threads(
-        session, site_id, column=Comment.section, scope="section", query=query, limit=limit
-    )

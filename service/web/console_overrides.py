@@ -15,7 +15,7 @@ from service.core.errors import ModerationError
 from service.core.settings import Settings
 from service.http.state import state_of
 from service.http.units import run_unit
-from service.moderation.threshold_preview import LIST_LIMIT, site_articles, site_sections
+from service.moderation.articles import LIST_LIMIT, site_articles, site_sections
 from service.rules.overrides import delete_policy, effective_view, get_policy, put_policy
 from service.rules.policy_body import merge_policies
 from service.web.console import saved_notice

@@ -18,12 +18,8 @@ from service.core.tables import (
     Review,
     utcnow,
 )
-from service.moderation.threshold_preview import (
-    ANY_ATTRIBUTE,
-    preview_thresholds,
-    site_articles,
-    site_sections,
-)
+from service.moderation.articles import site_articles, site_sections
+from service.moderation.threshold_preview import ANY_ATTRIBUTE, preview_thresholds
 from service.sites.keys import get_or_create_site
 
 _count = iter(range(1_000_000))
