@@ -49,13 +49,15 @@ def site_policy(
     *,
     default_thresholds: Mapping[str, float],
     unsupported_language: LanguageAction = "hold",
+    article_id: str | None = None,
 ) -> SiteRules:
-    """The site's policy (its own level: no article is named on these routes) and lists."""
+    """The site's policy (with the article's own, when the caller names one: Coral's story)
+    and its lists."""
     versions = session.execute(
         select(Site.policy_version, Site.lists_version).where(Site.id == site_id)
     ).one()
     policy = current_policies(session, site_id, versions.policy_version).resolve(
-        default_thresholds, None, None, unsupported_language=unsupported_language
+        default_thresholds, None, article_id, unsupported_language=unsupported_language
     )
     return SiteRules(policy, current_lists(session, site_id, versions.lists_version))
 

@@ -108,7 +108,10 @@ async def external_moderation(
     text = html_to_text(call.comment.body)
     if call.author.role in UNSCORED_ROLES or not text:
         return Response(status_code=204)
-    (judged,) = await judge_for_site(state, caller.site_id, [text], author_id=call.author.id)
+    story = call.story.id if call.story is not None else None
+    (judged,) = await judge_for_site(
+        state, caller.site_id, [text], author_id=call.author.id, article_id=story
+    )
     answer = coral_answer(judged.verdict)
     return Response(status_code=204) if answer is None else ORJSONResponse(answer)
 

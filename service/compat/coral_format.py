@@ -44,7 +44,31 @@ _ATTRIBUTE_CODES = {
 }
 # A banned author's comment is rejected unread: Coral has no code for that, so OTHER, with
 # the reason in the explanation.
-_REASON_CODES = {Reason.AUTHOR_BANNED: "OTHER"}
+_REASON_CODES = {
+    Reason.AUTHOR_BANNED: "OTHER",
+    Reason.BANNED_WORD: "BANNED_WORD",
+    Reason.ARTICLE_CLOSED: "OTHER",
+}
+_SCORED_CODES = (Reason.ATTRIBUTE_OVER_THRESHOLD, Reason.ATTRIBUTE_OVER_REJECT_THRESHOLD)
+# Held because of who wrote it or where, not what it says: Coral's own pre-moderation status.
+_PREMODERATION = frozenset(
+    {
+        Reason.PREMODERATE_ALL,
+        Reason.AUTHOR_PREMODERATED,
+        Reason.NEW_COMMENTER,
+        Reason.RECENT_REJECTIONS,
+    }
+)
+# Held as spam rather than as toxic: Coral's flag reason for it.
+_SPAM = frozenset(
+    {
+        Reason.TOO_MANY_LINKS,
+        Reason.LINK_NOT_ALLOWED,
+        Reason.LINK_FROM_NEW_COMMENTER,
+        Reason.REPEATED_TEXT,
+        Reason.FLOOD,
+    }
+)
 
 
 # --- the signature ---------------------------------------------------------------------------
@@ -208,7 +232,7 @@ def rejection_code(reasons: Sequence[dict[str, Any]]) -> str:
     for reason in reasons:
         if reason.get("code") in _REASON_CODES:
             return _REASON_CODES[reason["code"]]
-        if reason.get("code") == Reason.ATTRIBUTE_OVER_THRESHOLD:
+        if reason.get("code") in _SCORED_CODES:
             return _ATTRIBUTE_CODES.get(str(reason.get("attribute")), "ABUSIVE")
     return "ABUSIVE"
 
@@ -242,4 +266,12 @@ def coral_answer(verdict: Verdict) -> dict[str, Any] | None:
             },
         }
     # A hold, or anything we do not know: a moderator looks, as for any held comment.
+    first = verdict.reasons[0].get("code") if verdict.reasons else None
+    if first in _PREMODERATION:
+        return {"status": "PREMOD"}
+    if first in _SPAM:
+        return {
+            "status": WITHHELD["status"],
+            "actions": [{"actionType": "FLAG", "reason": "COMMENT_DETECTED_SPAM"}],
+        }
     return {"status": WITHHELD["status"], "actions": [dict(a) for a in WITHHELD["actions"]]}

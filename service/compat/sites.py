@@ -15,7 +15,12 @@ __all__ = ["judge_for_site"]
 
 
 async def judge_for_site(
-    state: AppState, site_id: int, texts: Sequence[str], *, author_id: str | None = None
+    state: AppState,
+    site_id: int,
+    texts: Sequence[str],
+    *,
+    author_id: str | None = None,
+    article_id: str | None = None,
 ) -> list[Judged]:
     """The texts judged by the process's model under the site's policy (and the author's
     standing there, when the caller names one)."""
@@ -27,6 +32,7 @@ async def judge_for_site(
             site_id,
             default_thresholds=settings.thresholds,
             unsupported_language=settings.unsupported_language,
+            article_id=article_id,
         )
         return policy, author_trust(session, site_id, author_id)
 

@@ -134,6 +134,36 @@ def test_a_banned_author_s_comment_is_rejected_with_the_reason(stack: Stack) -> 
     assert post(stack, coral_call(f"<p>{CIVIL[1]}</p>")).status_code == 204, "another author"
 
 
+def test_the_sites_rules_answer_in_coral_s_own_terms(stack: Stack) -> None:
+    """A banned word is Coral's BANNED_WORD, a link rule's hold a spam flag, and a story whose
+    article the site pre-moderates is Coral's PREMOD: the story id is the article id."""
+    story = CORAL_CALL["story"]["id"]
+    with stack.client("news-site_admin") as admin:
+        assert admin.put("/v1/sites/news/lists/banned", json={"entries": ["scumbag*"]}).is_success
+        links = {"rules": {"links": {"max_links": 0}}}
+        assert admin.put("/v1/sites/news/policy", json=links).is_success
+        assert admin.put(
+            f"/v1/sites/news/articles/{story}/policy", json={"premoderate_all": True}
+        ).is_success
+    try:
+        banned = post(stack, coral_call("<p>Only scumbags sign this.</p>")).json()
+        assert banned["moderationAction"]["rejectionReason"]["code"] == "BANNED_WORD"
+        body = json.loads(coral_call(f"<p>{CIVIL[0]} https://example.com/x</p>"))
+        body["story"]["id"] = "another-story"
+        spam = post(stack, json.dumps(body, indent=2).encode()).json()
+        assert spam == {
+            "status": "SYSTEM_WITHHELD",
+            "actions": [{"actionType": "FLAG", "reason": "COMMENT_DETECTED_SPAM"}],
+        }
+        premod = post(stack, coral_call(f"<p>{CIVIL[0]}</p>"))
+        assert premod.json() == {"status": "PREMOD"}
+    finally:
+        with stack.client("news-site_admin") as admin:
+            admin.put("/v1/sites/news/lists/banned", json={"entries": []})
+            admin.delete("/v1/sites/news/policy")
+            admin.delete(f"/v1/sites/news/articles/{story}/policy")
+
+
 @pytest.mark.parametrize("role", ["STAFF", "MODERATOR", "ADMIN"])
 def test_coral_staff_pass_unscored(stack: Stack, role: str) -> None:
     assert post(stack, coral_call(f"<p>{TOXIC[0]}</p>", role=role)).status_code == 204
