@@ -115,7 +115,7 @@ async def delete_site_policy(site: str, caller: AdminKey, state: State) -> dict[
     return await _delete_level(state, caller, site, "site", None)
 
 
-@router.get("/sites/{site}/sections/{section}/policy", summary="A section's override")
+@router.get("/sites/{site}/sections/{section:path}/policy", summary="A section's override")
 async def get_section_policy(
     site: str, section: str, caller: AdminKey, state: State
 ) -> dict[str, Any]:
@@ -124,7 +124,7 @@ async def get_section_policy(
 
 
 @router.put(
-    "/sites/{site}/sections/{section}/policy",
+    "/sites/{site}/sections/{section:path}/policy",
     summary="Replace a section's override",
     description=_POLICY_DOC,
 )
@@ -134,7 +134,7 @@ async def put_section_policy(
     return await _put_level(state, caller, site, "section", section, payload)
 
 
-@router.delete("/sites/{site}/sections/{section}/policy", summary="Drop a section's override")
+@router.delete("/sites/{site}/sections/{section:path}/policy", summary="Drop a section's override")
 async def delete_section_policy(
     site: str, section: str, caller: AdminKey, state: State
 ) -> dict[str, Any]:
@@ -142,7 +142,7 @@ async def delete_section_policy(
 
 
 @router.get(
-    "/sites/{site}/articles/{article_id}/policy",
+    "/sites/{site}/articles/{article_id:path}/policy",
     summary="An article's override, or (effective=true) the policy its comments meet",
 )
 async def get_article_policy(
@@ -171,7 +171,7 @@ async def get_article_policy(
 
 
 @router.put(
-    "/sites/{site}/articles/{article_id}/policy",
+    "/sites/{site}/articles/{article_id:path}/policy",
     summary="Replace an article's override (close it, pre-moderate it, ...)",
     description=_POLICY_DOC,
 )
@@ -181,7 +181,7 @@ async def put_article_policy(
     return await _put_level(state, caller, site, "article", article_id, payload)
 
 
-@router.delete("/sites/{site}/articles/{article_id}/policy", summary="Drop an article's override")
+@router.delete("/sites/{site}/articles/{article_id:path}/policy", summary="Drop an article's override")
 async def delete_article_policy(
     site: str, article_id: str, caller: AdminKey, state: State
 ) -> dict[str, Any]:

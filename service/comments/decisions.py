@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -28,12 +28,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from service.comments.facts import activities, histories
 from service.comments.views import status_view
 from service.core.db import rowcount
 from service.core.tables import Author, Comment, CommentStatus, Decision, Site, utcnow
 from service.models.shadow import ShadowBatch, ShadowItem, record_shadow, score_shadow
-from service.rules.floods import Activity, ActivityCounter, Posting, text_key
-from service.rules.history import AuthorHistory, author_histories
+from service.rules.floods import ActivityCounter
 from service.rules.language import UNDETERMINED, LanguageGuess, detect_language
 from service.rules.overrides import current_policies
 from service.rules.pipeline import Facts, before_scoring, final_verdict
@@ -54,9 +54,6 @@ __all__ = [
 ]
 
 EXPLAIN_TOP_K = 3
-# The window of an author's history when only an approved count is asked for (which reads
-# all of it): any window does, the one recent_rejections defaults to is used.
-DEFAULT_HISTORY_DAYS = 7.0
 
 log = structlog.get_logger(__name__)
 
@@ -277,60 +274,12 @@ def _site_lists(session: Session, comment: Pending) -> SiteLists:
 
 def _policy(session: Session, comment: Pending, settings: _Settings) -> Policy:
     return current_policies(session, comment.site_id, comment.policy_version).resolve(
+        session,
         settings.thresholds,
         comment.section,
         comment.article_id,
         unsupported_language=settings.unsupported_language,
     )
-
-
-def _histories(
-    session: Session, comments: Sequence[Pending], policies: Sequence[Policy]
-) -> dict[int, AuthorHistory | None]:
-    """The history of each author whose policy reads it: one query per distinct window."""
-    by_window: dict[float, set[int]] = {}
-    for comment, policy in zip(comments, policies, strict=True):
-        if policy.needs_history:
-            rule = policy.recent_rejections
-            window = rule.window_days if rule else DEFAULT_HISTORY_DAYS
-            by_window.setdefault(window, set()).add(comment.author_id)
-    found: dict[tuple[float, int], AuthorHistory] = {}
-    for window, authors in by_window.items():
-        since = utcnow() - timedelta(days=window)
-        for author, history in author_histories(session, authors, since=since).items():
-            found[(window, author)] = history
-    histories: dict[int, AuthorHistory | None] = {}
-    for comment, policy in zip(comments, policies, strict=True):
-        rule = policy.recent_rejections
-        window = rule.window_days if rule else DEFAULT_HISTORY_DAYS
-        histories[comment.author_id] = found.get((window, comment.author_id))
-    return histories
-
-
-def _activities(
-    comments: Sequence[Pending], policies: Sequence[Policy], counter: ActivityCounter | None
-) -> list[Activity | None]:
-    """How often each author posted lately, for the comments whose policy floods are on."""
-    wanted = [i for i, policy in enumerate(policies) if policy.flood is not None]
-    if counter is None or not wanted:
-        return [None] * len(comments)
-    postings = []
-    for i in wanted:
-        rule, comment = policies[i].flood, comments[i]
-        assert rule is not None
-        postings.append(
-            Posting(
-                site_id=comment.site_id,
-                author_id=comment.author_id,
-                comment_id=comment.id,
-                at=comment.created_at.timestamp(),
-                text_key=text_key(comment.text) if rule.max_repeats is not None else None,
-                repeat_window=rule.repeat_window_minutes * 60,
-                per_minute=rule.max_per_minute is not None,
-            )
-        )
-    counted = dict(zip(wanted, counter.count(postings), strict=True))
-    return [counted.get(i) for i in range(len(comments))]
 
 
 def _rules(
@@ -340,15 +289,13 @@ def _rules(
     counter: ActivityCounter | None,
 ) -> list[_Rules]:
     policies = [_policy(session, comment, settings) for comment in comments]
-    histories = _histories(session, comments, policies)
-    activities = _activities(comments, policies, counter)
+    known = histories(session, comments, policies)
+    counted = activities(session, comments, policies, counter)
     return [
-        _Rules(
-            policy,
-            _site_lists(session, comment),
-            Facts(comment.trust, histories.get(comment.author_id), activity),
+        _Rules(policy, _site_lists(session, comment), Facts(comment.trust, history, activity))
+        for comment, policy, history, activity in zip(
+            comments, policies, known, counted, strict=True
         )
-        for comment, policy, activity in zip(comments, policies, activities, strict=True)
     ]
 
 

@@ -57,7 +57,7 @@ def site_policy(
         select(Site.policy_version, Site.lists_version).where(Site.id == site_id)
     ).one()
     policy = current_policies(session, site_id, versions.policy_version).resolve(
-        default_thresholds, None, article_id, unsupported_language=unsupported_language
+        session, default_thresholds, None, article_id, unsupported_language=unsupported_language
     )
     return SiteRules(policy, current_lists(session, site_id, versions.lists_version))
 

@@ -224,7 +224,7 @@ def _refused(session: Session, site_id: int, payload: CommentIn) -> bool:
         version = session.scalar(select(Site.policy_version).where(Site.id == site_id))
         versions[site_id] = version or 0
     policy = current_policies(session, site_id, versions[site_id]).resolve(
-        {}, payload.section, payload.article_id
+        session, {}, payload.section, payload.article_id
     )
     return policy.closed and policy.closed_action == "refuse"
 

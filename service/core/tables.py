@@ -270,6 +270,8 @@ class Comment(Base):
         # The moderators' queue sorted by score, and an author's history.
         Index("ix_comments_site_status_score", "site_id", "status", "score"),
         Index("ix_comments_author_status", "author_id", "status"),
+        # An author's recent comments, for the recent_rejections rule and floods.
+        Index("ix_comments_author_created", "author_id", "created_at"),
         # Moderators often work one article's thread.
         Index("ix_comments_site_article_status", "site_id", "article_id", "status", "score"),
         # A site's retention purge walks its oldest comments not yet erased: erased ones stay,

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from service.core.tables import Comment, CommentStatus
@@ -17,7 +17,7 @@ __all__ = ["AuthorHistory", "author_histories"]
 
 @dataclass(frozen=True)
 class AuthorHistory:
-    approved: int  # ever, by the model or a person
+    approved: int  # by the model or a person, counted up to the cap asked for
     recent_decided: int  # approved or rejected, submitted since the window's start
     recent_rejected: int
 
@@ -25,27 +25,47 @@ class AuthorHistory:
 NO_HISTORY = AuthorHistory(0, 0, 0)
 
 
-def author_histories(
-    session: Session, author_ids: Iterable[int], *, since: datetime
-) -> dict[int, AuthorHistory]:
-    """One grouped query for all the authors (ix_comments_author_status); unknown: nothing."""
-    ids = sorted(set(author_ids))
-    if not ids:
+def _approved(session: Session, ids: list[int], cap: int) -> dict[int, int]:
+    """Each author's approved comments, counting no further than `cap`: an author with years
+    of comments costs what a newcomer does (ix_comments_author_status, a bounded range each)."""
+    if cap <= 0:
         return {}
-    approved = Comment.status == CommentStatus.APPROVED
-    recent = Comment.created_at >= since
+    parts = [
+        select(literal(author).label("author_id"))
+        .select_from(Comment)
+        .where(Comment.author_id == author, Comment.status == CommentStatus.APPROVED)
+        .limit(cap)
+        .subquery()
+        .select()
+        for author in ids
+    ]
+    capped = union_all(*parts).subquery()
+    rows = session.execute(select(capped.c.author_id, func.count()).group_by(capped.c.author_id))
+    return {int(author): int(n) for author, n in rows}
+
+
+def _recent(session: Session, ids: list[int], since: datetime) -> dict[int, tuple[int, int]]:
+    """Decided and rejected comments since `since` (ix_comments_author_created)."""
+    rejected = case((Comment.status == CommentStatus.REJECTED, 1), else_=0)
     rows = session.execute(
-        select(
-            Comment.author_id,
-            func.sum(case((approved, 1), else_=0)),
-            func.sum(case((recent, 1), else_=0)),
-            func.sum(case((recent & (Comment.status == CommentStatus.REJECTED), 1), else_=0)),
-        )
+        select(Comment.author_id, func.count(), func.sum(rejected))
         .where(
             Comment.author_id.in_(ids),
+            Comment.created_at >= since,
             Comment.status.in_([CommentStatus.APPROVED, CommentStatus.REJECTED]),
         )
         .group_by(Comment.author_id)
     )
-    found = {row[0]: AuthorHistory(int(row[1]), int(row[2]), int(row[3])) for row in rows}
-    return {i: found.get(i, NO_HISTORY) for i in ids}
+    return {int(author): (int(n), int(r or 0)) for author, n, r in rows}
+
+
+def author_histories(
+    session: Session, author_ids: Iterable[int], *, since: datetime, approved_cap: int
+) -> dict[int, AuthorHistory]:
+    """Two queries for all the authors; an author with no decided comment: nothing."""
+    ids = sorted(set(author_ids))
+    if not ids:
+        return {}
+    approved = _approved(session, ids, approved_cap)
+    recent = _recent(session, ids, since)
+    return {i: AuthorHistory(approved.get(i, 0), *recent.get(i, (0, 0))) for i in ids}

@@ -30,6 +30,7 @@ _CANDIDATE = re.compile(
 _SCHEME = re.compile(r"(?i)^(?:https?|ftp)://")
 # Every link holds a dot between a letter or digit and a letter, or a scheme's "://": most
 # comments hold neither, and this scan costs a fraction of the full pattern's.
+_PLAIN_HOST = re.compile(r"[a-z0-9.-]+")
 _MAYBE = re.compile(r"[A-Za-z0-9-]\.[A-Za-z]|://")
 
 
@@ -53,7 +54,8 @@ def load_suffix_list() -> None:
 
 
 def _host(url: str) -> str:
-    target = url if _SCHEME.match(url) else f"http://{url}"
+    # A browser reads a backslash as a slash: "https://evil.com\\.example.com" goes to evil.com.
+    target = (url if _SCHEME.match(url) else f"http://{url}").replace("\\", "/")
     try:
         return (urlsplit(target).hostname or "").rstrip(".")
     except ValueError:
@@ -84,5 +86,12 @@ def find_links(text: str) -> list[Link]:
 
 
 def domain_allowed(host: str, allowed: list[str]) -> bool:
-    """Whether the host is an allowed domain or one of its subdomains."""
+    """Whether the host is an allowed domain or one of its subdomains. A host a browser would
+    read otherwise than it is written (escapes, odd characters) is never allowed."""
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return False
+    if not _PLAIN_HOST.fullmatch(host):
+        return False
     return any(host == domain or host.endswith("." + domain) for domain in allowed)

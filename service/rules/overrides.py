@@ -38,6 +38,7 @@ SCOPES = ("site", "section", "article")
 MAX_KEY_CHARS = 200
 # A worker remembers this many resolved (section, article) policies per site.
 RESOLVED_CACHE = 4096
+ARTICLE_CACHE = 50_000  # article bodies (or their absence) a process remembers per site
 
 
 def _scope(scope: str, key: str | None) -> str | None:
@@ -45,10 +46,9 @@ def _scope(scope: str, key: str | None) -> str | None:
         raise InvalidInput(f"a policy's scope is one of: {', '.join(SCOPES)}", field="scope")
     if scope == "site":
         return None
-    if not key or len(key) > MAX_KEY_CHARS or key != key.strip():
-        raise InvalidInput(
-            f"a {scope} is named by 1 to {MAX_KEY_CHARS} characters, no outer spaces", field=scope
-        )
+    # Named exactly as comments name it (CommentIn: 1 to 200 characters, not blank).
+    if not key or not key.strip() or len(key) > MAX_KEY_CHARS or "\x00" in key:
+        raise InvalidInput(f"a {scope} is named by 1 to {MAX_KEY_CHARS} characters", field=scope)
     return key
 
 
@@ -81,7 +81,7 @@ def put_policy(
     site = site_named(session, site_name)
     key = _scope(scope, key)
     stored = body.stored()
-    _check_with_site(site, key, stored, defaults)
+    _check_with_site(session, site, key, stored, defaults)
     if key is None:
         before, site.policy = site.policy or {}, stored
     else:
@@ -118,14 +118,30 @@ def delete_policy(
 
 
 def _check_with_site(
-    site: Site, key: str | None, stored: Mapping[str, Any], defaults: Mapping[str, float]
+    session: Session,
+    site: Site,
+    key: str | None,
+    stored: Mapping[str, Any],
+    defaults: Mapping[str, float],
 ) -> None:
-    levels = [stored] if key is None else [site.policy or {}, stored]
-    merged = merge_policies({"thresholds": dict(defaults)}, *levels)
-    try:
-        check_bands(merged.get("thresholds", {}), merged.get("reject_thresholds", {}))
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="reject_thresholds") from exc
+    """The written level must hold together with its site, and a site's with each of its
+    sections. (Any other mix is made safe where policies resolve: a band is never below the
+    hold threshold in force.)"""
+    if key is not None:
+        combinations = [[site.policy or {}, stored]]
+    else:
+        sections = session.scalars(
+            select(PolicyOverride.policy).where(
+                PolicyOverride.site_id == site.id, PolicyOverride.scope == "section"
+            )
+        )
+        combinations = [[stored], *([stored, section] for section in sections)]
+    for levels in combinations:
+        merged = merge_policies({"thresholds": dict(defaults)}, *levels)
+        try:
+            check_bands(merged.get("thresholds", {}), merged.get("reject_thresholds", {}))
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="reject_thresholds") from exc
 
 
 def _changed(
@@ -151,24 +167,46 @@ def _changed(
 
 @dataclass
 class SitePolicies:
-    """A site's bodies at every level, as of `version`, and the policies resolved from them."""
+    """A site's bodies, as of `version`, and the policies resolved from them. Its sections
+    are read whole (a site has a few dozen); its articles one by one as comments name them
+    (a site may close thousands, and a change must not make every process reread them all)."""
 
     version: int
+    site_id: int
     site: dict[str, Any]
     sections: dict[str, dict[str, Any]]
-    articles: dict[str, dict[str, Any]]
+    articles: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     _resolved: dict[tuple[Any, ...], Policy] = field(default_factory=dict)
 
-    def levels(self, section: str | None, article_id: str | None) -> list[dict[str, Any]]:
+    def _article(self, session: Session | None, article_id: str | None) -> dict[str, Any] | None:
+        if article_id is None:
+            return None
+        if article_id not in self.articles and session is not None:
+            if len(self.articles) >= ARTICLE_CACHE:
+                self.articles.clear()
+            self.articles[article_id] = session.scalar(
+                select(PolicyOverride.policy).where(
+                    PolicyOverride.site_id == self.site_id,
+                    PolicyOverride.scope == "article",
+                    PolicyOverride.key == article_id,
+                )
+            )
+        return self.articles.get(article_id)
+
+    def levels(
+        self, section: str | None, article_id: str | None, session: Session | None = None
+    ) -> list[dict[str, Any]]:
         levels = [self.site]
         if section is not None and section in self.sections:
             levels.append(self.sections[section])
-        if article_id is not None and article_id in self.articles:
-            levels.append(self.articles[article_id])
+        article = self._article(session, article_id)
+        if article is not None:
+            levels.append(article)
         return levels
 
     def resolve(
         self,
+        session: Session,
         defaults: Mapping[str, float],
         section: str | None,
         article_id: str | None,
@@ -178,7 +216,7 @@ class SitePolicies:
         # Only articles and sections with bodies of their own differ from the site's.
         own = (
             section if section in self.sections else None,
-            article_id if article_id in self.articles else None,
+            article_id if self._article(session, article_id) is not None else None,
         )
         cache_key = (*own, unsupported_language, tuple(defaults.items()))
         known = self._resolved.get(cache_key)
@@ -207,16 +245,15 @@ def current_policies(session: Session, site_id: int, version: int) -> SitePolici
 
 def site_policies(session: Session, site_id: int) -> SitePolicies:
     site = session.execute(select(Site.policy, Site.policy_version).where(Site.id == site_id)).one()
-    overrides: dict[str, dict[str, dict[str, Any]]] = {"section": {}, "article": {}}
-    for row in session.execute(
-        select(PolicyOverride.scope, PolicyOverride.key, PolicyOverride.policy).where(
-            PolicyOverride.site_id == site_id
+    sections = {
+        row.key: row.policy
+        for row in session.execute(
+            select(PolicyOverride.key, PolicyOverride.policy).where(
+                PolicyOverride.site_id == site_id, PolicyOverride.scope == "section"
+            )
         )
-    ):
-        overrides.setdefault(row.scope, {})[row.key] = row.policy
-    return SitePolicies(
-        site.policy_version, site.policy or {}, overrides["section"], overrides["article"]
-    )
+    }
+    return SitePolicies(site.policy_version, site_id, site.policy or {}, sections)
 
 
 def effective_view(
@@ -239,10 +276,10 @@ def effective_view(
             .limit(1)
         )
     policies = site_policies(session, site.id)
-    levels = policies.levels(section, article_id)
+    levels = policies.levels(section, article_id, session)
     merged = merge_policies({"thresholds": dict(defaults)}, *levels)
     resolved = policies.resolve(
-        defaults, section, article_id, unsupported_language=unsupported_language
+        session, defaults, section, article_id, unsupported_language=unsupported_language
     )
     merged["unsupported_language"] = resolved.unsupported_language
     merged["trusted_threshold"] = resolved.trusted_threshold
@@ -264,5 +301,5 @@ def _sources(
         ("defaults", True),
         ("site", bool(policies.site)),
         ("section", section is not None and section in policies.sections),
-        ("article", article_id in policies.articles),
+        ("article", article_id is not None and policies.articles.get(article_id) is not None),
     ]

@@ -158,7 +158,10 @@ def _links(policy: Policy, text: str, facts: Facts) -> list[dict[str, Any]]:
     links = find_links(text)
     if not links:
         return []
-    settings = rule.model_dump()
+    # An allow-list may hold a thousand domains: every held comment's reasons need not.
+    settings = rule.model_dump(exclude={"allowed_domains"})
+    if rule.allowed_domains is not None:
+        settings["allowed_domains_count"] = len(rule.allowed_domains)
 
     def reason(code: str, which: list[Any], **extra: Any) -> dict[str, Any]:
         named = [{"url": x.url, "start": x.start, "end": x.end} for x in which[:MAX_LISTED]]

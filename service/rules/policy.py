@@ -71,6 +71,14 @@ class Policy:
     closed_action: str = "refuse"
 
     @property
+    def approved_needed(self) -> int:
+        """How many approved comments a rule asks of an author: counting further is waste."""
+        return max(
+            self.new_commenter.approved_comments if self.new_commenter else 0,
+            self.links.min_approved if self.links else 0,
+        )
+
+    @property
     def needs_history(self) -> bool:
         """Whether a rule reads the author's decided comments."""
         return bool(
@@ -120,7 +128,12 @@ def resolve_policy(
         thresholds=thresholds,
         unsupported_language=action,
         trusted_threshold=float(trusted),
-        reject_thresholds=dict(merged.get("reject_thresholds") or {}),
+        # Never below the hold threshold in force: levels written apart (a section's band, then
+        # a site's higher threshold) must not reject what the policy would not even hold.
+        reject_thresholds={
+            a: max(r, thresholds.get(a, 0.0))
+            for a, r in (merged.get("reject_thresholds") or {}).items()
+        },
         links=_rule(LinksRule, rules.get("links")),
         flood=_rule(FloodRule, rules.get("flood")),
         new_commenter=_rule(NewCommenterRule, rules.get("new_commenter")),
@@ -134,7 +147,7 @@ def resolve_policy(
 def _rule(kind: type[R], settings: Mapping[str, Any] | None) -> R | None:
     """The rule, if on. Stored settings were checked when written; should they fail now, the
     rule is off and the failure logged rather than every comment of the site failing."""
-    if not settings:
+    if settings is None:  # a level that names the rule, even as {}, turns it on
         return None
     try:
         rule = kind.model_validate(settings)

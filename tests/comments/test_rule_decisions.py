@@ -204,3 +204,58 @@ def test_repeated_texts_and_floods_are_held_counted_in_redis(
     assert [status for status, _ in more] == ["approved", "held"]
     assert _codes(more[1][1]) == ["flood"] and more[1][1].reasons[0]["count"] == 5
     assert _post(sessions, same[0], author="calm reader", activity=activity)[0][0] == "approved"
+
+
+def _submit_only(sessions: sessionmaker[Session], texts: list[str], **where: Any) -> list[str]:
+    with session_scope(sessions) as session:
+        site_id = get_or_create_site(session, "news").id
+        return [
+            submit_comment(
+                session,
+                site_id,
+                CommentIn(external_id=f"x{next(_counter)}", text=text, **where),
+                max_text_chars=10_000,
+            ).comment.id
+            for text in texts
+        ]
+
+
+def test_a_flood_decided_newest_first_still_counts_the_comments_before_it(
+    sessions: sessionmaker[Session], redis_client: redis.Redis
+) -> None:
+    redis_client.flushall()
+    _policy(sessions, "site", None, {"rules": {"flood": {"max_per_minute": 5}}})
+    ids = _submit_only(
+        sessions, [f"point number {i}" for i in range(6)], article_id="a1", author_id="burst"
+    )
+    with session_scope(sessions) as session:  # the newest comment's task runs first, alone
+        decide_comments(
+            session,
+            [ids[-1]],
+            WordModel(),
+            default_thresholds=THRESHOLDS,
+            activity=RedisActivity(redis_client),
+        )
+    with sessions() as session:
+        decision = session.scalars(select(Decision).where(Decision.comment_id == ids[-1])).one()
+    assert _codes(decision) == ["flood"] and decision.reasons[0]["count"] == 6
+
+
+def test_one_authors_comments_in_one_batch_each_get_their_own_policys_history(
+    sessions: sessionmaker[Session],
+) -> None:
+    _policy(
+        sessions,
+        "article",
+        "a30",
+        {"rules": {"new_commenter": {}, "recent_rejections": {"window_days": 30}}},
+    )
+    ids = [
+        *_submit_only(sessions, [CIVIL], article_id="a30", author_id="newbie"),
+        *_submit_only(sessions, [CIVIL], article_id="other", author_id="newbie"),
+    ]
+    with session_scope(sessions) as session:
+        decide_comments(session, ids, WordModel(), default_thresholds=THRESHOLDS)
+    with sessions() as session:
+        statuses = [session.get_one(Comment, i).status for i in ids]
+    assert statuses == ["held", "approved"]

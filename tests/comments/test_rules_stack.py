@@ -133,3 +133,15 @@ def test_the_flood_rule_counts_across_two_api_replicas(stack: Stack) -> None:
     assert (reason["code"], reason["count"]) == ("repeated_text", 3)
     with stack.client("news-site_admin") as admin:
         admin.delete("/v1/sites/news/policy")
+
+
+def test_an_article_is_named_in_a_route_exactly_as_its_comments_name_it(stack: Stack) -> None:
+    with stack.client("news-site_admin") as admin:
+        path = "/v1/sites/news/articles/2026/05/peace talks/policy"
+        assert admin.put(path, json={"premoderate_all": True}).status_code == 200
+        body = admin.get(path).json()
+        assert (body["article_id"], body["policy"]) == (
+            "2026/05/peace talks",
+            {"premoderate_all": True},
+        )
+        assert admin.delete(path).status_code == 200

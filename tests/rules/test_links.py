@@ -37,3 +37,16 @@ def test_an_allowed_domain_allows_its_subdomains_only() -> None:
     assert domain_allowed("news.example.com", allowed)
     assert not domain_allowed("badexample.com", allowed)
     assert not domain_allowed("example.com.evil.net", allowed)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "click https://evil.com\\.example.com/x",  # a browser goes to evil.com
+        "click https://evil.com%2F.example.com/x",
+        "click https://evil.com@example.com.evil.net/",
+    ],
+)
+def test_a_host_written_to_look_allowed_is_not(text: str) -> None:
+    (link,) = find_links(text)
+    assert not domain_allowed(link.host, ["example.com"]), link.host

@@ -49,15 +49,15 @@ def test_levels_resolve_site_then_section_then_article(sessions: sessionmaker[Se
         version = session.scalar(select(Site.policy_version).where(Site.id == site_id))
         assert version == 3, "every change moves the version the workers follow"
         policies = current_policies(session, site_id, version or 0)
-        article = policies.resolve(DEFAULTS, "politics", "peace-talks")
+        article = policies.resolve(session, DEFAULTS, "politics", "peace-talks")
         assert (article.thresholds["toxic"], article.premoderate_all, article.closed) == (
             0.3,
             True,
             True,
         )
-        elsewhere = policies.resolve(DEFAULTS, "sport", "match")
+        elsewhere = policies.resolve(session, DEFAULTS, "sport", "match")
         assert (elsewhere.thresholds["toxic"], elsewhere.premoderate_all) == (0.4, False)
-        assert not policies.resolve(DEFAULTS, "sport", "peace-talks").premoderate_all
+        assert not policies.resolve(session, DEFAULTS, "sport", "peace-talks").premoderate_all
 
 
 def test_the_effective_policy_of_an_article_names_its_sources(
@@ -122,15 +122,21 @@ def test_what_does_not_hold_together_is_refused_and_changes_nothing(
         # Below the site's hold threshold: it would reject what is not even held.
         _put(session, "article", "a1", {"reject_thresholds": {"toxic": 0.5}})
     assert low.value.field == "reject_thresholds"
+    with session_scope(sessions) as session:
+        _put(session, "section", "opinion", {"reject_thresholds": {"toxic": 0.7}})
+    with pytest.raises(InvalidInput) as above, session_scope(sessions) as session:
+        # The site's threshold raised above a section's band: refused, not silently rejecting.
+        _put(session, "site", None, {"thresholds": {"toxic": 0.8}})
+    assert above.value.field == "reject_thresholds"
     with pytest.raises(InvalidInput) as scope, session_scope(sessions) as session:
         _put(session, "story", "a1", {})
     assert scope.value.field == "scope"
     with pytest.raises(InvalidInput), session_scope(sessions) as session:
-        _put(session, "article", " a1", {})
+        _put(session, "article", "  ", {})
     with pytest.raises(SiteNotFound), session_scope(sessions) as session:
         put_policy(session, "nowhere", "site", None, PolicyBody(), actor="admin", defaults=DEFAULTS)
     with pytest.raises(NotFound), session_scope(sessions) as session:
         delete_policy(session, "news", "section", "sport", actor="admin")
     with session_scope(sessions) as session:
         assert get_policy(session, "news", "article", "a1")["policy"] == {}
-        assert session.scalar(select(Site.policy_version).where(Site.name == "news")) == 1
+        assert session.scalar(select(Site.policy_version).where(Site.name == "news")) == 2

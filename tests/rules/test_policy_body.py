@@ -75,3 +75,17 @@ def test_every_rule_is_off_by_default_and_off_again_when_a_level_says_so() -> No
     assert resolve_policy(DEFAULTS, site).new_commenter is not None
     section = {"rules": {"new_commenter": {"enabled": False}}}
     assert resolve_policy(DEFAULTS, site, section).new_commenter is None
+
+
+def test_naming_a_rule_with_no_settings_turns_it_on_with_its_defaults() -> None:
+    body = PolicyBody.model_validate({"rules": {"new_commenter": {}}}).stored()
+    policy = resolve_policy(DEFAULTS, body)
+    assert policy.new_commenter is not None and policy.new_commenter.approved_comments == 3
+
+
+def test_a_reject_threshold_below_a_hold_threshold_of_another_level_never_rejects_less() -> None:
+    # The section set its band for a site threshold the site later raised: the band follows.
+    policy = resolve_policy(
+        DEFAULTS, {"thresholds": {"toxic": 0.8}}, {"reject_thresholds": {"toxic": 0.6}}
+    )
+    assert policy.reject_thresholds["toxic"] == 0.8
