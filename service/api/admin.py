@@ -181,7 +181,9 @@ async def put_article_policy(
     return await _put_level(state, caller, site, "article", article_id, payload)
 
 
-@router.delete("/sites/{site}/articles/{article_id:path}/policy", summary="Drop an article's override")
+@router.delete(
+    "/sites/{site}/articles/{article_id:path}/policy", summary="Drop an article's override"
+)
 async def delete_article_policy(
     site: str, article_id: str, caller: AdminKey, state: State
 ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from service.api.schemas import DeliveriesOut, WebhookIn, WebhookOut
+from service.core.broker import enqueue_webhooks
 from service.http.deps import AdminKey, ModeratorKey, SiteId, State, require_site
 from service.http.units import in_session
 from service.webhooks.config import (
@@ -17,6 +18,7 @@ from service.webhooks.config import (
     set_webhook,
 )
 from service.webhooks.delivery import DeliveryRecord, list_deliveries
+from service.webhooks.redelivery import retry_delivery
 
 __all__ = ["router"]
 
@@ -151,3 +153,23 @@ async def get_deliveries(
         return {"deliveries": [_delivery_view(r) for r in records]}
 
     return await in_session(state, read)
+
+
+@router.post(
+    "/webhooks/deliveries/{delivery_id}/retry",
+    summary="Send a failed delivery again, now, under the same delivery id (site admins)",
+)
+async def retry_failed_delivery(
+    delivery_id: Annotated[str, Path(min_length=1, max_length=32)],
+    caller: AdminKey,
+    site_id: SiteId,
+    state: State,
+) -> dict[str, Any]:
+    def write(session: Session) -> str:
+        return retry_delivery(session, site_id, delivery_id, actor=caller.actor)
+
+    # Beat's retry_webhooks sends it later should the broker be away now.
+    sent = await in_session(
+        state, write, after_commit=lambda d: enqueue_webhooks(state.enqueue.app, [d])
+    )
+    return {"delivery_id": sent, "status": "pending"}

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.web import actions, console, console_overrides, pages
+from service.web import (
+    actions,
+    console,
+    console_keys,
+    console_models,
+    console_overrides,
+    console_webhooks,
+    pages,
+)
 
 __all__ = ["router"]
 
@@ -14,3 +22,6 @@ router.include_router(pages.router)
 router.include_router(actions.router)
 router.include_router(console.router)
 router.include_router(console_overrides.router)
+router.include_router(console_keys.router)
+router.include_router(console_webhooks.router)
+router.include_router(console_models.router)

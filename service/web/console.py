@@ -35,7 +35,16 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/moderate/admin", route_class=WebRoute, include_in_schema=False)
 
-_SAVED = {"saved": "Saved.", "deleted": "Deleted: it inherits again."}
+_SAVED = {
+    "saved": "Saved.",
+    "deleted": "Deleted: it inherits again.",
+    "revoked": "Revoked: the key no longer works.",
+    "removed": "Removed.",
+    "retried": "Queued: the delivery is sent again within seconds.",
+    "started": "Retraining started: its progress is below.",
+    "promoted": "Promoted: every process follows the new active model within seconds.",
+    "rolled_back": "Rolled back: every process follows within seconds.",
+}
 
 
 def saved_notice(done: str | None) -> str | None:

@@ -42,6 +42,7 @@ __all__ = [
     "SignInRequired",
     "SignedIn",
     "SignedInAdmin",
+    "SignedInAdminPolling",
     "SignedInPolling",
     "WebRoute",
     "check_csrf",
@@ -182,7 +183,7 @@ SignedIn = Annotated[Moderator, Depends(signed_in)]
 SignedInPolling = Annotated[Moderator, Depends(signed_in_polling)]
 
 
-def signed_in_admin(moderator: SignedIn) -> Moderator:
+def _admin(moderator: Moderator) -> Moderator:
     # The same sign-in as the queue: a moderator's session stays valid, the console is not
     # for it, and the page says so instead of sending it to sign in again.
     if moderator.caller.role not in Role.ADMINS:
@@ -194,7 +195,17 @@ def signed_in_admin(moderator: SignedIn) -> Moderator:
     return moderator
 
 
+def signed_in_admin(moderator: SignedIn) -> Moderator:
+    return _admin(moderator)
+
+
+def signed_in_admin_polling(moderator: SignedInPolling) -> Moderator:
+    # A training job's progress bar asks on its own, like the queue: not activity either.
+    return _admin(moderator)
+
+
 SignedInAdmin = Annotated[Moderator, Depends(signed_in_admin)]
+SignedInAdminPolling = Annotated[Moderator, Depends(signed_in_admin_polling)]
 
 
 async def read_form(request: Request) -> Form:

@@ -7,10 +7,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
 
 from service.core.db import session_scope
+from service.core.tables import Site, TrainingJob, utcnow
+from service.models.training_jobs import fail_job, report_progress
 from service.rules.overrides import delete_policy
 from service.sites.keys import create_key, revoke_key
 from tests.factories import CIVIL, TOXIC, comment
@@ -20,8 +24,8 @@ pytestmark = pytest.mark.integration
 
 # A 2-core machine running the stack and the browser together can be slow to repaint.
 expect.set_options(timeout=10_000)
-# Where docs/console.md's picture of the policy page comes from, when asked for.
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console-policy.png"
+# Where docs/console.md's pictures come from, when asked for (MODERATION_SCREENSHOTS=1).
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.fixture
@@ -64,6 +68,13 @@ def _sign_in(page: Page, key: str, then: str = "/moderate") -> None:
 
 def _article() -> str:
     return f"article-{uuid.uuid4().hex[:8]}"
+
+
+def _screenshot(page: Page, name: str) -> None:
+    """docs/console-NAME.png, of the whole page at one size, when asked for."""
+    if os.environ.get("MODERATION_SCREENSHOTS") == "1":
+        page.set_viewport_size({"width": 1100, "height": 900})
+        page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
 
 
 def test_bad_key_shows_an_error_and_a_submitter_key_is_refused(page: Page, stack: Stack) -> None:
@@ -237,10 +248,83 @@ def test_a_site_admin_sets_a_threshold_saves_it_and_sees_it(page: Page, stack: S
         expect(toxic).to_have_value("0.45")
         expect(page.locator("tr[data-attribute='toxic'] .hold-rate")).to_contain_text("at 0.45")
         expect(page.locator("#recall-any")).to_contain_text("%")
-        if os.environ.get("MODERATION_SCREENSHOTS") == "1":
-            page.set_viewport_size({"width": 1100, "height": 900})
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        _screenshot(page, "policy")
     finally:
         # The module's tests share the stack: the next must meet the default policy.
         with session_scope(stack.sessions) as session:
             delete_policy(session, "news", "site", None, actor="tests")
+
+
+def test_a_site_admin_creates_a_key_sees_it_once_and_it_works(page: Page, stack: Stack) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    _sign_in(page, stack.keys["news-site_admin"], then="/moderate/admin/keys")
+    expect(page.locator("h1")).to_have_text("API keys of news")
+    page.get_by_label("Name", exact=False).first.fill("comment backend")
+    page.get_by_label("Role").select_option("submitter")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create the key").click()
+    shown = page.locator("#new-secret")
+    expect(shown).to_be_focused()  # Ctrl+C copies it at once
+    plain = shown.input_value()
+    assert plain.startswith("mk_")
+    page.get_by_role("button", name="Copy").click()
+    expect(page.locator("#status")).to_have_text("Copied.")
+    assert page.evaluate("() => navigator.clipboard.readText()") == plain
+
+    headers = {"Authorization": f"Bearer {plain}"}
+    with httpx.Client(base_url=stack.base_url, headers=headers, timeout=30) as client:
+        posted = client.post("/v1/comments", json=comment(uuid.uuid4().hex, CIVIL[0]))
+        assert posted.is_success, posted.text
+
+    page.goto("/moderate/admin/keys")
+    row = page.locator(f"tr[data-prefix='{plain[:10]}']")
+    expect(row).to_contain_text("comment backend")
+    expect(row).to_contain_text("submitter")
+    assert plain not in page.content(), "the key itself is never shown again"
+    _screenshot(page, "keys")
+
+
+def test_a_running_jobs_progress_bar_follows_it_without_a_reload(page: Page, stack: Stack) -> None:
+    # A job as a training worker leaves it mid-way; the stack runs no training worker or beat,
+    # so nothing but this test moves it.
+    with session_scope(stack.sessions) as session:
+        site_id = session.scalar(select(Site.id).where(Site.name == "news"))
+        now = utcnow()
+        job = TrainingJob(
+            site_id=site_id,
+            status="running",
+            stage="fitting the site's adapter",
+            percent=40.0,
+            requested_by="tests",
+            result={"new_labels": 120},
+            created_at=now,
+            started_at=now,
+            heartbeat_at=now,
+        )
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    try:
+        _sign_in(page, stack.keys["news-site_admin"], then="/moderate/admin/models")
+        expect(page.locator("#active-version")).not_to_have_text("none yet")
+        bar = page.locator("#job-progress")
+        expect(bar).to_have_js_property("value", 40)
+        expect(page.locator("#job-refresh")).to_be_hidden()  # the script follows the job itself
+        page.evaluate("() => { window.sameDocument = true; }")
+        report_progress(stack.sessions, job_id, "evaluating the candidate", 75)
+        expect(page.locator("#job-stage")).to_have_text("evaluating the candidate")
+        expect(bar).to_have_js_property("value", 75)
+        expect(page.locator("#job-percent")).to_have_text("75%")
+        expect(page.locator(f"tr[data-job='{job_id}'] .stage")).to_have_text(
+            "evaluating the candidate (75%)"
+        )
+        assert page.evaluate("() => window.sameDocument === true")
+        _screenshot(page, "models")
+        with session_scope(stack.sessions) as session:
+            fail_job(session, job_id, "stopped by the test")
+        # Once the job ends the page reloads, to show what it left.
+        expect(page.locator("#job-progress")).to_have_count(0)
+        expect(page.locator(f"tr[data-job='{job_id}']")).to_contain_text("stopped by the test")
+    finally:
+        with session_scope(stack.sessions) as session:
+            fail_job(session, job_id, "stopped by the test")

@@ -1,6 +1,6 @@
 // The moderator pages' only script: keyboard shortcuts, reviews without a reload, and new held
-// comments inserted as they arrive; the console's save shortcut. Every page works without it
-// through its forms.
+// comments inserted as they arrive; the console's save shortcut, copy buttons and a training
+// job's live progress. Every page works without it through its forms and links.
 "use strict";
 
 (() => {
@@ -205,21 +205,28 @@
     else queue.appendChild(item);
   }
 
-  async function poll() {
-    if (document.hidden) return;
-    const url = `${queue.dataset.liveUrl}&since=${encodeURIComponent(queue.dataset.since)}`;
+  // One request of a page that asks on its own: null when there is nothing to use this time
+  // (the server restarting, an error), and the polling stops once the session has ended.
+  async function askQuietly(url, accept, stop) {
     let response;
     try {
-      response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      response = await fetch(url, { credentials: "same-origin", headers: { Accept: accept } });
     } catch (_) {
-      return; // the server is restarting; the next poll tries again
+      return null; // the server is restarting; the next poll tries again
     }
     if (response.status === 401 || response.redirected) {
       say("Your session ended: reload to sign in again.", true);
-      clearInterval(timer);
-      return;
+      stop();
+      return null;
     }
-    if (!response.ok) return;
+    return response.ok ? response : null;
+  }
+
+  async function poll() {
+    if (document.hidden) return;
+    const url = `${queue.dataset.liveUrl}&since=${encodeURIComponent(queue.dataset.since)}`;
+    const response = await askQuietly(url, "text/html", () => clearInterval(timer));
+    if (!response) return;
     const template = document.createElement("template");
     template.innerHTML = await response.text();
     let added = 0;
@@ -253,4 +260,50 @@
   // Tab goes on to the links that lead to each field.
   const errors = document.getElementById("errors");
   if (errors) errors.focus();
+
+  // A key or secret shown once: a button copies it. Without the script (or the clipboard, which
+  // needs a secure origin) the field stays selected for Ctrl+C.
+  document.querySelectorAll("button[data-copy]").forEach((button) => {
+    const field = document.getElementById(button.dataset.copy);
+    if (!field) return;
+    field.select();
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      field.select();
+      try {
+        await navigator.clipboard.writeText(field.value);
+        say("Copied.");
+      } catch (_) {
+        say("Press Ctrl+C to copy it: the browser did not let this page write to the clipboard.", true);
+      }
+    });
+  });
+
+  // A training job in progress: its bar follows the job's status until it ends, then the page
+  // reloads to show the candidate. Without the script a link refreshes the page instead.
+  const JOB_POLL_MS = 2000;
+  const progress = document.querySelector("progress[data-job-url]");
+  if (progress) {
+    const refresh = document.getElementById("job-refresh");
+    if (refresh) refresh.hidden = true;
+    const jobTimer = setInterval(async () => {
+      if (document.hidden) return;
+      const url = progress.dataset.jobUrl;
+      const response = await askQuietly(url, "application/json", () => clearInterval(jobTimer));
+      if (!response) return;
+      const job = await response.json();
+      progress.value = job.percent;
+      progress.textContent = `${Math.round(job.percent)}%`;
+      const stage = document.getElementById("job-stage");
+      if (stage) stage.textContent = job.stage;
+      const percent = document.getElementById("job-percent");
+      if (percent) percent.textContent = `${Math.round(job.percent)}%`;
+      const row = document.querySelector(`tr[data-job="${progress.dataset.jobId}"] .stage`);
+      if (row) row.textContent = `${job.stage} (${Math.round(job.percent)}%)`;
+      if (job.status !== "queued" && job.status !== "running") {
+        clearInterval(jobTimer);
+        window.location.reload();
+      }
+    }, JOB_POLL_MS);
+  }
 })();
