@@ -37,7 +37,7 @@ from service.http.caller import Caller
 from service.http.errors import install_error_handlers
 from service.http.intake import IntakeBatcher
 from service.http.key_cache import KeyCache
-from service.http.limits import BodySizeLimit
+from service.http.limits import ADMIN_BODY_PATHS, BodySizeLimit
 from service.http.metrics import BacklogCollector, RequestMetrics
 from service.http.quotas import QuotaRules, Quotas
 from service.http.state import AppState
@@ -150,7 +150,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, error_body=too_large_body)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        error_body=too_large_body,
+        larger=[(ADMIN_BODY_PATHS, settings.max_admin_body_bytes)],
+    )
     app.add_middleware(RequestMetrics)  # outermost: a refused body is counted too
     install_error_handlers(app)
     app.include_router(health.router)

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
 
     max_text_chars: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # A word list or policy body (ADMIN_BODY_PATHS): 10,000 entries of 100 characters, in UTF-8.
+    max_admin_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     thresholds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     # What happens to a comment reliably detected to be in a language other than English (the
     # model's only one): "hold" it for a moderator or "approve" it unscored. A site's policy

@@ -145,3 +145,17 @@ def test_an_article_is_named_in_a_route_exactly_as_its_comments_name_it(stack: S
             {"premoderate_all": True},
         )
         assert admin.delete(path).status_code == 200
+
+
+def test_a_word_list_of_ten_thousand_entries_goes_through_the_api(stack: Stack) -> None:
+    entries = [f"wordnumber{i:05d}suffix" for i in range(10_000)]  # ~260 KB of JSON
+    with stack.client("news-site_admin") as admin:
+        put = admin.put("/v1/sites/news/lists/suspect", json={"entries": entries})
+        assert put.status_code == 200, put.text[:300]
+        assert len(admin.get("/v1/sites/news/lists/suspect").json()["entries"]) == 10_000
+        huge = admin.put("/v1/sites/news/lists/suspect", json={"entries": ["x" * 100] * 50_000})
+        assert huge.status_code == 413
+        assert admin.put("/v1/sites/news/lists/suspect", json={"entries": []}).status_code == 200
+    with stack.client() as client:  # a comment's own routes keep their small limit
+        big = client.post("/v1/comments", json=comment("big", "word " * 20_000))
+        assert big.status_code == 413
