@@ -3,11 +3,12 @@ those decided lately were rejected (Coral's "recent comment history")."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, literal, select, union_all
+from sqlalchemy import Executable, Integer, bindparam, case, func, select, union_all
 from sqlalchemy.orm import Session
 
 from service.core.tables import Comment, CommentStatus
@@ -25,22 +26,33 @@ class AuthorHistory:
 NO_HISTORY = AuthorHistory(0, 0, 0)
 
 
+@functools.lru_cache(maxsize=128)
+def _approved_statement(authors: int) -> Executable:
+    """One capped count per author, UNIONed: built once per number of authors, since building
+    the statement costs more than running it."""
+    cap = bindparam("cap", type_=Integer)
+    parts = []
+    for i in range(authors):
+        author = bindparam(f"a{i}", type_=Integer)
+        parts.append(
+            select(author.label("author_id"))
+            .select_from(Comment)
+            .where(Comment.author_id == author, Comment.status == CommentStatus.APPROVED)
+            .limit(cap)
+            .subquery()
+            .select()
+        )
+    capped = union_all(*parts).subquery()
+    return select(capped.c.author_id, func.count()).group_by(capped.c.author_id)
+
+
 def _approved(session: Session, ids: list[int], cap: int) -> dict[int, int]:
     """Each author's approved comments, counting no further than `cap`: an author with years
     of comments costs what a newcomer does (ix_comments_author_status, a bounded range each)."""
     if cap <= 0:
         return {}
-    parts = [
-        select(literal(author).label("author_id"))
-        .select_from(Comment)
-        .where(Comment.author_id == author, Comment.status == CommentStatus.APPROVED)
-        .limit(cap)
-        .subquery()
-        .select()
-        for author in ids
-    ]
-    capped = union_all(*parts).subquery()
-    rows = session.execute(select(capped.c.author_id, func.count()).group_by(capped.c.author_id))
+    values = {"cap": cap, **{f"a{i}": author for i, author in enumerate(ids)}}
+    rows = session.execute(_approved_statement(len(ids)), values)
     return {int(author): int(n) for author, n in rows}
 
 
