@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.core.audit import audit_site
-from service.core.db import PerDatabase
+from service.core.db import PerDatabase, engine_of
 from service.core.errors import InvalidInput, NotFound
 from service.core.lookup import site_named
 from service.core.tables import Comment, PolicyOverride, Site, utcnow
@@ -87,16 +88,26 @@ def put_policy(
     else:
         row = session.get(PolicyOverride, (site.id, scope, key))
         before = row.policy if row else {}
-        if row is None:
-            session.add(
-                PolicyOverride(
-                    site_id=site.id, scope=scope, key=key, policy=stored, updated_at=utcnow()
-                )
-            )
-        else:
-            row.policy, row.updated_at = stored, utcnow()
+        _upsert(session, site.id, scope, key, stored)
+        if row is not None:  # the ORM must not answer with the body it read before
+            session.expire(row)
     _changed(session, site, actor, "policy.updated", scope, key, before, stored)
     return get_policy(session, site_name, scope, key)
+
+
+def _upsert(session: Session, site_id: int, scope: str, key: str, body: dict[str, Any]) -> None:
+    """Insert or replace in one statement: two admins saving the same new override at once
+    both succeed (the later wins) instead of one failing on the primary key."""
+    dialect = engine_of(session).dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    session.execute(
+        insert(PolicyOverride)
+        .values(site_id=site_id, scope=scope, key=key, policy=body, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=["site_id", "scope", "key"], set_={"policy": body, "updated_at": now}
+        )
+    )
 
 
 def delete_policy(
