@@ -140,4 +140,3 @@ def test_what_does_not_hold_together_is_refused_and_changes_nothing(
     with session_scope(sessions) as session:
         assert get_policy(session, "news", "article", "a1")["policy"] == {}
         assert session.scalar(select(Site.policy_version).where(Site.name == "news")) == 2
-
