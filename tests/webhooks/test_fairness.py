@@ -140,11 +140,11 @@ def _race(factories: list[sessionmaker[Session]], ids: list[str], *, at: datetim
 
 
 def test_workers_leasing_one_sites_deliveries_at_once_never_exceed_its_limit(
-    database_url: str, sessions: sessionmaker[Session]
+    migrated_url: str, sessions: sessionmaker[Session]
 ) -> None:
     news = _site(sessions, "news")
     # An engine each, as separate worker processes have: the race is the database's to settle.
-    engines = [make_engine(database_url) for _ in range(10)]
+    engines = [make_engine(migrated_url) for _ in range(10)]
     factories = [make_session_factory(engine) for engine in engines]
     try:
         for _round in range(5):
