@@ -76,7 +76,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
     """The name of a PostgreSQL database migrated once for the whole run, the template each
-    test's database is created from: migrating for every test cost minutes of the suite."""
+    test's database is created from, rather than migrating an empty one for every test."""
     with postgres_database() as url:
         upgrade_database(url)
         name = make_url(url).database
